@@ -1,0 +1,1 @@
+"""tuneloop node agent: exports GPU, NUMA, RDMA, TCP and inference-queue metrics."""

@@ -1,0 +1,5 @@
+"""Node-tuning (sysctl reconciler) status metrics."""
+
+from agent.catalog.base import MetricSpec
+
+SPECS: tuple[MetricSpec, ...] = ()

@@ -1,0 +1,1 @@
+"""Collectors: one module each, host paths and device libraries injected."""
