@@ -1,0 +1,1 @@
+"""tuneloop tuner: Bayesian optimization of serving knobs under guardrails."""

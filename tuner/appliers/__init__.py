@@ -1,0 +1,1 @@
+"""Appliers: one module per system the tuner can change."""

@@ -1,0 +1,62 @@
+"""The applier seam: read, apply, verify, roll back; every method idempotent.
+
+An applier owns a set of *targets* (an HAProxy ``backend/server``, a Deployment
+``namespace/name``, a sysctl key). Knobs in an experiment name an applier instance and a target.
+Values are plain ``int | float | str`` so snapshots serialise to JSON for the trial store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+Value = int | float | str
+
+
+class KnobClass(StrEnum):
+    """How disruptive a change is; the loop budgets warm-up time per class."""
+
+    HOT = "hot"  # balancer weights: takes effect at once
+    WARM = "warm"  # replicas, HPA bounds: pods start or stop
+    COLD = "cold"  # batch size, sysctls: restart or node-level change
+
+
+class ApplierError(Exception):
+    """The system refused or failed a read or a change; the message says which and why."""
+
+
+class VerifyError(ApplierError):
+    """What was read back after an apply differs from what was asked for."""
+
+
+class Applier(ABC):
+    """Base class for appliers. ``kind`` names it in experiment files."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def read(self, targets: list[str]) -> dict[str, Value]:
+        """Current value of each target."""
+
+    @abstractmethod
+    def apply(self, desired: Mapping[str, Value]) -> None:
+        """Set each target to its desired value (a no-op for targets already there)."""
+
+    def verify(self, desired: Mapping[str, Value]) -> None:
+        """Read back and raise VerifyError on any difference."""
+        current = self.read(list(desired))
+        wrong = {k: (v, current.get(k)) for k, v in desired.items() if current.get(k) != v}
+        if wrong:
+            detail = ", ".join(f"{k}: wanted {w!r}, found {f!r}" for k, (w, f) in wrong.items())
+            raise VerifyError(f"{self.kind}: read-back differs: {detail}")
+
+    def snapshot(self, targets: list[str]) -> dict[str, Any]:
+        """A JSON-safe record of the current state, enough for ``rollback``."""
+        return dict(self.read(targets))
+
+    def rollback(self, snapshot: Mapping[str, Any]) -> None:
+        """Restore a snapshot and verify it took."""
+        self.apply(snapshot)
+        self.verify(snapshot)

@@ -1,0 +1,1 @@
+"""Signals: where the tuner reads its objective and SLO constraints."""
