@@ -1,0 +1,44 @@
+import pytest
+
+from agent import validation as v
+
+
+def test_error_names_the_field_and_reason():
+    with pytest.raises(v.ConfigError) as err:
+        v.number(-1, "collectors.gpu.interval", positive=True)
+    assert str(err.value) == "collectors.gpu.interval: must be a positive number, got -1"
+    assert err.value.field == "collectors.gpu.interval"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0), (2, 2.0)]
+)
+def test_durations(text, seconds):
+    assert v.duration(text, "x") == seconds
+
+
+@pytest.mark.parametrize("bad", ["5 minutes", "", "-1s", True, float("nan")])
+def test_bad_durations_are_rejected(bad):
+    with pytest.raises(v.ConfigError):
+        v.duration(bad, "measurement.window")
+
+
+def test_booleans_are_not_numbers():
+    with pytest.raises(v.ConfigError, match="finite number"):
+        v.number(True, "x")
+    with pytest.raises(v.ConfigError, match="integer"):
+        v.integer(True, "x")
+    assert v.integer(3.0, "x") == 3
+    with pytest.raises(v.ConfigError, match="integer"):
+        v.integer(3.5, "x")
+
+
+def test_unknown_keys_are_named():
+    with pytest.raises(v.ConfigError, match=r"^gpu\.backnd: unknown field"):
+        v.no_unknown_keys({"backnd": "nvml"}, "gpu", {"backend", "fake_gpus"})
+
+
+def test_paths_join():
+    assert v.join("", "a") == "a"
+    assert v.join("a", "b") == "a.b"
+    assert v.join("knobs", 2) == "knobs[2]"
