@@ -12,7 +12,6 @@ from typing import Literal
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    Metric,
 )
 
 MetricType = Literal["gauge", "counter"]
@@ -34,7 +33,7 @@ class MetricSpec:
         if self.type == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"counter {self.name!r} must end in _total")
 
-    def family(self) -> Metric:
+    def family(self) -> GaugeMetricFamily | CounterMetricFamily:
         """A new, empty metric family for this spec, ready for ``add_metric``."""
         if self.type == "counter":
             return CounterMetricFamily(self.name, self.help, labels=list(self.labels))

@@ -1,0 +1,38 @@
+# tuneloop: `make demo` and `make test` each set up what they need on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEBS := prometheus haproxy nginx iperf3 linux-perf prometheus-node-exporter iproute2
+SOURCES := agent tuner tests bench
+
+.PHONY: demo test lint typecheck generate check-generated bench setup debs clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+debs:
+	./scripts/install-debs.sh $(DEBS)
+
+demo: $(BIN)/.installed
+	$(BIN)/tuneloop-agent scrape --state-dir $(CURDIR)/state
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+test: debs $(BIN)/.installed lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: debs $(BIN)/.installed
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

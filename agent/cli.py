@@ -1,0 +1,199 @@
+"""``tuneloop-agent``: the node agent's command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from agent.assemble import build_runners
+from agent.config import COLLECTORS, AgentConfig, load_config
+from agent.exporter import Exporter, build_registry, make_app
+from agent.scheduler import Scheduler
+from agent.validation import ConfigError
+
+log = logging.getLogger("tuneloop.agent")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML configuration file (flags override it)")
+    parser.add_argument("--listen", help="address to serve on, HOST:PORT (default :9450)")
+    parser.add_argument("--sysfs", help="sysfs root (default /sys; /host/sys in a pod)")
+    parser.add_argument("--procfs", help="procfs root (default /proc; /host/proc in a pod)")
+    parser.add_argument("--state-dir", help="where results and journals live (/var/lib/tuneloop)")
+    parser.add_argument(
+        "--collectors",
+        help=f"comma-separated collectors to enable, others off (from: {', '.join(COLLECTORS)})",
+    )
+    parser.add_argument(
+        "--interval",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="a collector's interval, e.g. gpu=5 (repeatable)",
+    )
+    parser.add_argument("--gpu-backend", choices=("nvml", "fake"), help="GPU source (default nvml)")
+    parser.add_argument(
+        "--fake-gpus", help="JSON file describing fake GPUs (with --gpu-backend fake)"
+    )
+    parser.add_argument("--pod-resources-socket", help="kubelet pod-resources socket, if mounted")
+    parser.add_argument(
+        "--inference-target",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="an inference server /metrics URL to normalise (repeatable; engine auto-detected)",
+    )
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="default info"
+    )
+
+
+def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Flag values as dotted config paths; the validator then checks them like file values."""
+    out: dict[str, Any] = {}
+    simple = {
+        "listen": args.listen,
+        "sysfs": args.sysfs,
+        "procfs": args.procfs,
+        "state_dir": args.state_dir,
+        "log_level": args.log_level,
+        "gpu.backend": args.gpu_backend,
+        "gpu.fake_gpus": args.fake_gpus,
+        "gpu.pod_resources_socket": args.pod_resources_socket,
+    }
+    out.update({k: val for k, val in simple.items() if val is not None})
+    if args.collectors is not None:
+        wanted = {c.strip() for c in args.collectors.split(",") if c.strip()}
+        unknown = sorted(wanted - set(COLLECTORS))
+        if unknown:
+            raise ConfigError("--collectors", f"unknown collector {unknown[0]!r}")
+        for name in COLLECTORS:
+            out[f"collectors.{name}.enabled"] = name in wanted
+    for item in args.interval:
+        name, sep, seconds = item.partition("=")
+        if not sep or name not in COLLECTORS:
+            raise ConfigError(
+                "--interval", f"expected NAME=SECONDS with a collector name: {item!r}"
+            )
+        out[f"collectors.{name}.interval"] = seconds
+    if args.inference_target:
+        targets = []
+        for item in args.inference_target:
+            name, sep, url = item.partition("=")
+            if not sep:
+                raise ConfigError("--inference-target", f"expected NAME=URL, got {item!r}")
+            targets.append({"name": name, "url": url})
+        out["inference.targets"] = targets
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    return load_config(args.config, overrides_from_flags(args))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def serve(config: AgentConfig) -> int:
+    """Run collectors in the background and serve until SIGTERM or SIGINT."""
+    _setup_logging(config.log_level)
+    runners = build_runners(config)
+    scheduler = Scheduler(runners)
+    registry = build_registry([r.collector for r in runners], scheduler)
+    exporter = Exporter(make_app(registry, scheduler.ready), config.listen)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    scheduler.start()
+    exporter.start()
+    enabled = ", ".join(r.name for r in runners) or "none"
+    log.info("serving on %s (port %d); collectors: %s", config.listen, exporter.port, enabled)
+    stop.wait()
+    log.info("stopping")
+    exporter.stop()
+    scheduler.stop()
+    return 0
+
+
+def scrape_once(config: AgentConfig) -> str:
+    """Run every enabled collector once and return the exposition text."""
+    runners = build_runners(config)
+    for runner in runners:
+        runner.run_once()
+    scheduler = Scheduler(runners)
+    registry = build_registry([r.collector for r in runners], scheduler)
+    return generate_latest(registry).decode()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuneloop-agent",
+        description="tuneloop node agent: exports GPU, NUMA, RDMA, TCP and inference-queue "
+        "metrics to Prometheus, runs node benchmarks and applies node tuning.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_parser = sub.add_parser(
+        "serve",
+        help="collect in the background and serve /metrics, /healthz, /readyz",
+        description="Collect on each collector's interval and serve the last snapshot.",
+    )
+    _add_config_flags(serve_parser)
+    scrape_parser = sub.add_parser(
+        "scrape",
+        help="collect once and print the /metrics text (a quick look at a node)",
+        description="Run every enabled collector once and print what /metrics would serve.",
+    )
+    _add_config_flags(scrape_parser)
+    check = sub.add_parser("check-config", help="validate a configuration and print it resolved")
+    _add_config_flags(check)
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Benchmark and node-tuning commands live with their packages."""
+    from agent.bench.cli import add_bench_commands
+    from agent.nodetune.cli import add_nodetune_commands
+
+    add_bench_commands(sub)
+    add_nodetune_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command not in ("serve", "scrape", "check-config"):
+        return int(args.func(args))
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        for name, settings in config.collectors.items():
+            state = "on" if settings.enabled else "off"
+            timing = f"every {settings.interval:g}s, deadline {settings.deadline:g}s"
+            print(f"{name:10} {state:3}  {timing}")
+        return 0
+    if args.command == "scrape":
+        _setup_logging("warning")
+        sys.stdout.write(scrape_once(config))
+        return 0
+    return serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from agent.collectors.base import Collector
+from agent.scheduler import CollectorRunner, Schedule, Scheduler
+
+
+class Steady(Collector):
+    name = "steady"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def scrape(self):
+        self.calls += 1
+        family = GaugeMetricFamily("tuneloop_test_value", "test", labels=["k"])
+        family.add_metric(["a"], float(self.calls))
+        return [family]
+
+
+class Failing(Collector):
+    name = "failing"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = True
+
+    def scrape(self):
+        if self.fail:
+            raise RuntimeError("no such device")
+        return [GaugeMetricFamily("tuneloop_test_ok", "test", value=1.0)]
+
+
+class Hanging(Collector):
+    name = "hanging"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def scrape(self):
+        self.release.wait(10)
+        return [GaugeMetricFamily("tuneloop_test_late", "test", value=1.0)]
+
+
+def exposition(*collectors) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+def test_collect_serves_the_last_snapshot_without_working():
+    steady = Steady()
+    runner = CollectorRunner(steady, Schedule(5, 1))
+    runner.run_once()
+    assert 'tuneloop_test_value{k="a"} 1.0' in exposition(steady)
+    assert 'tuneloop_test_value{k="a"} 1.0' in exposition(steady)
+    assert steady.calls == 1
+
+
+def test_failure_clears_snapshot_and_reports_success_zero():
+    failing = Failing()
+    failing.fail = False
+    runner = CollectorRunner(failing, Schedule(5, 1))
+    runner.run_once()
+    assert "tuneloop_test_ok 1.0" in exposition(failing)
+    failing.fail = True
+    runner.run_once()
+    assert "tuneloop_test_ok" not in exposition(failing)
+    scheduler = Scheduler([runner])
+    text = exposition(scheduler)
+    assert 'tuneloop_collector_success{collector="failing"} 0.0' in text
+    assert 'tuneloop_collector_failures_total{collector="failing",reason="error"} 1.0' in text
+    assert runner.snapshot().last_error == "no such device"
+
+
+def test_hung_collection_is_bounded_by_the_deadline_and_not_restarted():
+    hanging = Hanging()
+    runner = CollectorRunner(hanging, Schedule(5, 0.05))
+    runner.run_once()
+    state = runner.snapshot()
+    assert not state.success and state.failures["deadline"] == 1
+    runner.run_once()  # still stuck: no second worker thread, counted as stuck
+    assert runner.snapshot().failures["stuck"] == 1
+    assert sum(t.name == "collect-hanging" for t in threading.enumerate()) == 1
+    hanging.release.set()
+    runner._worker.join(2)
+    runner.run_once()
+    assert runner.snapshot().success
+
+
+def test_one_failing_collector_leaves_the_others_exported():
+    steady, failing = Steady(), Failing()
+    runners = [CollectorRunner(steady, Schedule(5, 1)), CollectorRunner(failing, Schedule(5, 1))]
+    scheduler = Scheduler(runners)
+    assert not scheduler.ready()
+    for runner in runners:
+        runner.run_once()
+    assert scheduler.ready()
+    text = exposition(steady, failing, scheduler)
+    assert 'tuneloop_test_value{k="a"} 1.0' in text
+    assert 'tuneloop_collector_success{collector="steady"} 1.0' in text
+    assert 'tuneloop_collector_success{collector="failing"} 0.0' in text
+    assert 'tuneloop_collector_last_success_timestamp_seconds{collector="steady"}' in text
+
+
+def test_scheduler_runs_collectors_in_the_background():
+    steady = Steady()
+    scheduler = Scheduler([CollectorRunner(steady, Schedule(0.02, 0.01))])
+    scheduler.start()
+    try:
+        for _ in range(200):
+            if steady.calls >= 3:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        scheduler.stop()
+    assert steady.calls >= 3
+
+
+def test_names_must_be_unique_and_schedules_positive():
+    with pytest.raises(ValueError, match="unique"):
+        Scheduler(
+            [CollectorRunner(Steady(), Schedule(1, 1)), CollectorRunner(Steady(), Schedule(1, 1))]
+        )
+    with pytest.raises(ValueError):
+        Schedule(0, 1)
