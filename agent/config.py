@@ -10,6 +10,7 @@ Defaults suit a GPU node: port 9450, host roots /sys and /proc (mounted at /host
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,10 +224,10 @@ def _inference(raw: Any) -> InferenceSettings:
         targets.append(TargetSettings(name, url, engine))
     timeout = v.duration(raw.get("timeout", 2.0), "inference.timeout")
     discover = v.boolean(raw.get("discover_pods", False), "inference.discover_pods")
-    node = raw.get("node_name")
+    node = raw.get("node_name", os.environ.get("NODE_NAME"))
     node_name = None if node is None else v.string(node, "inference.node_name")
     if discover and node_name is None:
-        v.fail("inference.node_name", "required when discover_pods is true (set NODE_NAME)")
+        v.fail("inference.node_name", "required when discover_pods is true (or set NODE_NAME)")
     return InferenceSettings(tuple(targets), timeout, discover, node_name)
 
 
