@@ -1,28 +1,79 @@
-"""Inference-server queue metrics, normalised across vLLM, SGLang, TGI and Triton."""
+"""Inference-server metrics, normalised across vLLM, SGLang, TGI and Triton.
 
-from agent.catalog.base import gauge
+The first three names are a contract (dashboards, alerts, the tuner's signals). The rest follow
+the same labels; counters pass the engine's own counter through, so they reset when the server
+restarts and ``rate()`` handles that as usual.
+"""
+
+from agent.catalog.base import counter, gauge
+
+_SERIES = ("target", "engine", "model")
 
 INFERENCE_WAITING = gauge(
     "tuneloop_inference_requests_waiting",
     "Requests queued, waiting for a batch slot.",
-    "target",
-    "engine",
-    "model",
+    *_SERIES,
 )
 INFERENCE_RUNNING = gauge(
     "tuneloop_inference_requests_running",
     "Requests in the running batch.",
-    "target",
-    "engine",
-    "model",
+    *_SERIES,
 )
 INFERENCE_KV_CACHE_USAGE = gauge(
     "tuneloop_inference_kv_cache_usage_ratio",
     "Fraction of the KV cache in use.",
-    "target",
-    "engine",
-    "model",
+    *_SERIES,
     unit="ratio",
 )
+INFERENCE_PREEMPTIONS = counter(
+    "tuneloop_inference_preemptions_total",
+    "Requests evicted from the running batch for lack of KV cache (vLLM, SGLang).",
+    *_SERIES,
+)
+INFERENCE_PROMPT_TOKENS = counter(
+    "tuneloop_inference_prompt_tokens_total",
+    "Prompt (prefill) tokens processed.",
+    *_SERIES,
+)
+INFERENCE_GENERATION_TOKENS = counter(
+    "tuneloop_inference_generation_tokens_total",
+    "Tokens generated (decode).",
+    *_SERIES,
+)
+INFERENCE_REQUESTS_COMPLETED = counter(
+    "tuneloop_inference_requests_completed_total",
+    "Requests that finished with a response.",
+    *_SERIES,
+)
+INFERENCE_TARGET_UP = gauge(
+    "tuneloop_inference_target_up",
+    "1 if the inference server's /metrics was read and recognised in the last collection.",
+    "target",
+    "engine",
+)
+INFERENCE_SCRAPE_DURATION = gauge(
+    "tuneloop_inference_scrape_duration_seconds",
+    "Time to fetch and parse the inference server's /metrics in the last collection.",
+    "target",
+    "engine",
+    unit="seconds",
+)
+INFERENCE_SCRAPE_FAILURES = counter(
+    "tuneloop_inference_scrape_failures_total",
+    "Failed reads of an inference server's /metrics, by reason.",
+    "target",
+    "reason",
+)
 
-SPECS = (INFERENCE_WAITING, INFERENCE_RUNNING, INFERENCE_KV_CACHE_USAGE)
+SPECS = (
+    INFERENCE_WAITING,
+    INFERENCE_RUNNING,
+    INFERENCE_KV_CACHE_USAGE,
+    INFERENCE_PREEMPTIONS,
+    INFERENCE_PROMPT_TOKENS,
+    INFERENCE_GENERATION_TOKENS,
+    INFERENCE_REQUESTS_COMPLETED,
+    INFERENCE_TARGET_UP,
+    INFERENCE_SCRAPE_DURATION,
+    INFERENCE_SCRAPE_FAILURES,
+)

@@ -1,0 +1,286 @@
+"""How each inference server's own metrics map onto tuneloop's normalised series.
+
+Each engine's ``/metrics`` text is parsed with ``prometheus_client.parser`` into an index of
+samples by name. Counter samples are indexed by their *base* name, without ``_total``, because
+the parser adds the suffix where the server left it out (TGI and Triton name counters without
+it). Histogram parts keep their suffixes (``_sum``, ``_count``, ``_bucket``).
+
+The mapping (base names; ``{k=v}`` selects series by label, ``!{k=v}`` excludes them):
+
+- waiting: vLLM ``vllm:num_requests_waiting``; SGLang ``sglang:num_queue_reqs``; TGI
+  ``tgi_queue_size``; Triton ``nv_inference_pending_request_count`` plus
+  ``nv_trt_llm_request_metrics{request_type=waiting}``.
+- running: vLLM ``vllm:num_requests_running``; SGLang ``sglang:num_running_reqs``; TGI
+  ``tgi_batch_current_size``; Triton ``nv_trt_llm_request_metrics{request_type=active}``
+  (TensorRT-LLM models only; none otherwise).
+- kv_cache: vLLM ``vllm:kv_cache_usage_perc``, else ``vllm:gpu_cache_usage_perc`` (its name
+  before the rename); SGLang ``sglang:token_usage``; TGI none; Triton
+  ``nv_trt_llm_kv_cache_block_metrics`` used / max, else ``{kv_cache_block_type=fraction}``.
+- preemptions: vLLM ``vllm:num_preemptions``; SGLang ``sglang:num_retracted_requests`` (a
+  retraction is SGLang's preemption); TGI and Triton none.
+- prompt_tokens: vLLM ``vllm:prompt_tokens``; SGLang ``sglang:prompt_tokens``; TGI
+  ``tgi_request_input_length_sum``; Triton none.
+- generation_tokens: vLLM ``vllm:generation_tokens``; SGLang ``sglang:generation_tokens``; TGI
+  ``tgi_request_generated_tokens_sum``; Triton none.
+- completed: vLLM ``vllm:request_success !{finished_reason=abort}``; SGLang
+  ``sglang:num_requests``; TGI ``tgi_request_success``; Triton ``nv_inference_request_success``.
+
+Decisions recorded here:
+
+- Every KV metric above is already a 0-1 fraction (vLLM's ``*_perc`` included: 1 means full).
+  TGI exports no KV-cache usage, so none is exported for it: a missing series, never a 0.
+- Triton has no gauge of requests in execution (``nv_inference_exec_count`` counts batch
+  executions, it is not in-flight), so ``running`` is exported only for TensorRT-LLM models.
+  Its waiting count adds the core's pending requests (not yet handed to a backend) to the
+  TensorRT-LLM batcher's own queue, where a decoupled backend keeps its waiting requests.
+- Series of one model are combined: counts and counters are summed (vLLM data-parallel engines,
+  SGLang ranks, Triton model versions); ratios take the maximum, the fullest engine being the
+  one that will preempt first.
+- The model label comes from the engine (``model_name`` for vLLM and SGLang, ``model`` for
+  Triton); TGI serves one model and labels nothing, so the target's configured model is used,
+  else ``unknown``.
+- ``completed`` means finished with a response: vLLM's aborted requests are left out; SGLang's
+  ``num_requests`` counts every finished request, aborts included, as it offers no finer count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Labels = Mapping[str, str]
+SampleIndex = dict[str, list[tuple[dict[str, str], float]]]
+
+ENGINES = ("vllm", "sglang", "tgi", "triton")
+QUANTITIES = (
+    "waiting",
+    "running",
+    "kv_cache",
+    "preemptions",
+    "prompt_tokens",
+    "generation_tokens",
+    "completed",
+)
+RATIO_QUANTITIES = frozenset({"kv_cache"})
+UNKNOWN_MODEL = "unknown"
+
+
+class ParseError(ValueError):
+    """The body is not Prometheus text exposition."""
+
+
+def parse_samples(text: str) -> SampleIndex:
+    """Index every finite sample of a /metrics body by name (counters by base name)."""
+    index: SampleIndex = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                name = sample.name
+                if family.type == "counter" and name in (family.name, family.name + "_total"):
+                    name = family.name
+                value = float(sample.value)
+                if math.isfinite(value):
+                    index.setdefault(name, []).append((dict(sample.labels), value))
+    except ValueError as exc:
+        first_line = text.strip().splitlines()[0][:80] if text.strip() else ""
+        raise ParseError(f"not Prometheus text exposition ({exc}); starts {first_line!r}") from exc
+    return index
+
+
+@dataclass(frozen=True)
+class Source:
+    """Series of one sample name, optionally selected (``match``) or dropped (``exclude``)."""
+
+    sample: str
+    match: tuple[tuple[str, str], ...] = ()
+    exclude: tuple[tuple[str, str], ...] = ()
+
+    def selects(self, labels: Labels) -> bool:
+        """Whether a series with these labels belongs to this source."""
+        return all(labels.get(k) == v for k, v in self.match) and not any(
+            labels.get(k) == v for k, v in self.exclude
+        )
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Numerator over denominator, per model (each summed first); skipped where the denominator
+    is not positive."""
+
+    numerator: Source
+    denominator: Source
+
+
+@dataclass(frozen=True)
+class Total:
+    """The sum of whichever of its sources are present, per model."""
+
+    parts: tuple[Source, ...]
+
+
+Term = Source | Ratio | Total
+
+
+@dataclass(frozen=True)
+class EngineTable:
+    """One engine: how to recognise it, where its model label is, and its quantity sources.
+
+    Each quantity lists alternatives in order of preference; per model, the first alternative
+    with a value wins.
+    """
+
+    engine: str
+    marker_prefixes: tuple[str, ...]
+    model_label: str | None
+    quantities: Mapping[str, tuple[Term, ...]]
+
+
+def _trt(kind: str, value: str, name: str) -> Source:
+    return Source(name, match=((kind, value),))
+
+
+_TRT_REQ = "nv_trt_llm_request_metrics"
+_TRT_KV = "nv_trt_llm_kv_cache_block_metrics"
+
+TABLES: dict[str, EngineTable] = {
+    "vllm": EngineTable(
+        "vllm",
+        ("vllm:",),
+        "model_name",
+        {
+            "waiting": (Source("vllm:num_requests_waiting"),),
+            "running": (Source("vllm:num_requests_running"),),
+            "kv_cache": (Source("vllm:kv_cache_usage_perc"), Source("vllm:gpu_cache_usage_perc")),
+            "preemptions": (Source("vllm:num_preemptions"),),
+            "prompt_tokens": (Source("vllm:prompt_tokens"),),
+            "generation_tokens": (Source("vllm:generation_tokens"),),
+            "completed": (Source("vllm:request_success", exclude=(("finished_reason", "abort"),)),),
+        },
+    ),
+    "sglang": EngineTable(
+        "sglang",
+        ("sglang:",),
+        "model_name",
+        {
+            "waiting": (Source("sglang:num_queue_reqs"),),
+            "running": (Source("sglang:num_running_reqs"),),
+            "kv_cache": (Source("sglang:token_usage"),),
+            "preemptions": (Source("sglang:num_retracted_requests"),),
+            "prompt_tokens": (Source("sglang:prompt_tokens"),),
+            "generation_tokens": (Source("sglang:generation_tokens"),),
+            "completed": (Source("sglang:num_requests"),),
+        },
+    ),
+    "tgi": EngineTable(
+        "tgi",
+        ("tgi_",),
+        None,
+        {
+            "waiting": (Source("tgi_queue_size"),),
+            "running": (Source("tgi_batch_current_size"),),
+            "prompt_tokens": (Source("tgi_request_input_length_sum"),),
+            "generation_tokens": (Source("tgi_request_generated_tokens_sum"),),
+            "completed": (Source("tgi_request_success"),),
+        },
+    ),
+    "triton": EngineTable(
+        "triton",
+        ("nv_inference_",),
+        "model",
+        {
+            "waiting": (
+                Total(
+                    (
+                        Source("nv_inference_pending_request_count"),
+                        _trt("request_type", "waiting", _TRT_REQ),
+                    )
+                ),
+            ),
+            "running": (_trt("request_type", "active", _TRT_REQ),),
+            "kv_cache": (
+                Ratio(
+                    _trt("kv_cache_block_type", "used", _TRT_KV),
+                    _trt("kv_cache_block_type", "max", _TRT_KV),
+                ),
+                _trt("kv_cache_block_type", "fraction", _TRT_KV),
+            ),
+            "completed": (Source("nv_inference_request_success"),),
+        },
+    ),
+}
+
+
+def detect_engine(index: SampleIndex) -> str | None:
+    """The engine whose marker prefix the sample names carry, or None when none does."""
+    for engine in ENGINES:
+        prefixes = TABLES[engine].marker_prefixes
+        if any(name.startswith(prefixes) for name in index):
+            return engine
+    return None
+
+
+def _model_of(labels: Labels, table: EngineTable, fallback: str) -> str:
+    if table.model_label is None:
+        return fallback
+    return labels.get(table.model_label) or fallback
+
+
+def _sums(
+    index: SampleIndex, source: Source, table: EngineTable, fallback: str
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for labels, value in index.get(source.sample, ()):
+        if source.selects(labels):
+            model = _model_of(labels, table, fallback)
+            out[model] = out.get(model, 0.0) + value
+    return out
+
+
+def _evaluate(
+    index: SampleIndex, term: Term, table: EngineTable, fallback: str, ratio: bool
+) -> dict[str, float]:
+    if isinstance(term, Ratio):
+        num = _sums(index, term.numerator, table, fallback)
+        den = _sums(index, term.denominator, table, fallback)
+        return {m: num[m] / den[m] for m in num.keys() & den.keys() if den[m] > 0}
+    if isinstance(term, Total):
+        out: dict[str, float] = {}
+        for part in term.parts:
+            for model, value in _sums(index, part, table, fallback).items():
+                out[model] = out.get(model, 0.0) + value
+        return out
+    if not ratio:
+        return _sums(index, term, table, fallback)
+    worst: dict[str, float] = {}
+    for labels, value in index.get(term.sample, ()):
+        if term.selects(labels):
+            model = _model_of(labels, table, fallback)
+            worst[model] = max(value, worst.get(model, -math.inf))
+    return worst
+
+
+def normalise(
+    index: SampleIndex, engine: str, model: str | None = None
+) -> dict[str, dict[str, float]]:
+    """Quantity -> model -> value for one target; quantities the engine lacks are absent."""
+    table = TABLES[engine]
+    fallback = model or UNKNOWN_MODEL
+    result: dict[str, dict[str, float]] = {}
+    for quantity, alternatives in table.quantities.items():
+        chosen: dict[str, float] = {}
+        for term in alternatives:
+            values = _evaluate(index, term, table, fallback, quantity in RATIO_QUANTITIES)
+            for m, v in values.items():
+                chosen.setdefault(m, v)
+        if chosen:
+            result[quantity] = chosen
+    return result
+
+
+def has_engine_metrics(index: SampleIndex, engine: str) -> bool:
+    """Whether the index holds any series named with the engine's marker prefix."""
+    prefixes = TABLES[engine].marker_prefixes
+    return any(name.startswith(prefixes) for name in index)
