@@ -1,0 +1,1 @@
+"""Fakes at our own boundaries (the Kubernetes API server), faithful to the real APIs' errors."""

@@ -1,0 +1,1 @@
+"""Helpers that start real programs (Prometheus, HAProxy, nginx) for tests, on loopback only."""

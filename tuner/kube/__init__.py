@@ -1,0 +1,1 @@
+"""The tuner's only door to the Kubernetes API (see client.py)."""
