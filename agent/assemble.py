@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 
 from agent.collectors.base import Collector
+from agent.collectors.deferred import DeferredCollector
 from agent.config import AgentConfig
 from agent.scheduler import CollectorRunner, Schedule
 
@@ -21,18 +22,25 @@ def _gpu(config: AgentConfig, built: dict[str, Collector]) -> Collector:
     from agent.nvml import load_nvml
     from agent.podattr import PodResolver
 
-    nvml = load_nvml(config.gpu.backend, config.gpu.fake_gpus)
-    resolver = PodResolver(config.procfs, config.gpu.pod_resources_socket)
-    return GpuCollector(nvml, config.sysfs, config.procfs, pod_resolver=resolver)
+    def build() -> GpuCollector:
+        nvml = load_nvml(config.gpu.backend, config.gpu.fake_gpus)
+        resolver = PodResolver(config.procfs, config.gpu.pod_resources_socket)
+        return GpuCollector(nvml, config.sysfs, config.procfs, pod_resolver=resolver)
+
+    return DeferredCollector("gpu", build)
 
 
 def _numa(config: AgentConfig, built: dict[str, Collector]) -> Collector:
-    from agent.collectors.gpu import GpuCollector
     from agent.collectors.numa import NumaCollector
+    from agent.placement import GpuProcess
 
     gpu = built.get("gpu")
-    processes = gpu.processes if isinstance(gpu, GpuCollector) else None
-    return NumaCollector(config.sysfs, config.procfs, gpu_processes=processes)
+
+    def gpu_processes() -> list[GpuProcess]:
+        inner = gpu.inner if isinstance(gpu, DeferredCollector) else None
+        return inner.processes() if inner is not None else []
+
+    return NumaCollector(config.sysfs, config.procfs, gpu_processes=gpu_processes)
 
 
 def _rdma(config: AgentConfig, built: dict[str, Collector]) -> Collector:
