@@ -38,3 +38,36 @@ class Strategy(ABC):
     @abstractmethod
     def tell(self, params: Mapping[str, Value], result: TrialResult) -> None:
         """Record the outcome of a configuration (also for replayed trials on resume)."""
+
+
+def replay(strategy: Strategy, history: list[tuple[Params, TrialResult]]) -> None:
+    """Tell a strategy every stored outcome, in order (used when a tuner resumes)."""
+    batch = getattr(strategy, "tell_many", None)
+    if callable(batch):
+        batch(history)
+        return
+    for params, result in history:
+        strategy.tell(params, result)
+
+
+class InfeasibleLiar:
+    """The value told for an infeasible trial: the worst feasible value seen plus a margin.
+
+    Infeasible configurations steer the search away without a hand-weighted penalty: the surrogate
+    sees them as slightly worse than anything feasible, so constraints stay constraints. The
+    margin is 10% of the spread of feasible values (or of the worst value's magnitude, or 1.0).
+    Until a feasible value exists, infeasible trials are held back and told later.
+    """
+
+    def __init__(self) -> None:
+        self.feasible: list[float] = []
+
+    def observe(self, value: float) -> None:
+        self.feasible.append(value)
+
+    def value(self) -> float | None:
+        if not self.feasible:
+            return None
+        worst, best = max(self.feasible), min(self.feasible)
+        margin = 0.1 * (worst - best) or 0.1 * abs(worst) or 1.0
+        return worst + margin

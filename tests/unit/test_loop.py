@@ -1,0 +1,198 @@
+"""The trial loop against in-test appliers and signals on a simulated clock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.unit.tuner_doubles import (
+    EXPERIMENT,
+    FakeClock,
+    MemoryApplier,
+    ModelSignals,
+    file_loop,
+)
+from tuner.audit import AuditLog
+from tuner.loop import TuningLoop
+from tuner.spec import loads_experiment
+from tuner.store import IN_FLIGHT, TrialStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make(tmp_path: Path, text: str = EXPERIMENT, start=(50, 50)):
+    exp = loads_experiment(text)
+    applier = MemoryApplier({"be/a": start[0], "be/b": start[1]})
+    signals = ModelSignals(lambda: applier.state, {"be/a": 70, "be/b": 30})
+    clock = FakeClock()
+    store = TrialStore(tmp_path / "trials.db", clock)
+    audit = AuditLog(tmp_path / "audit.jsonl", clock=clock)
+    lines: list[str] = []
+    loop = TuningLoop(exp, {"lb": applier}, signals, store, clock=clock, audit=audit,
+                      progress=lines.append)  # fmt: skip
+    return loop, applier, signals, store, clock, lines
+
+
+def test_runs_to_budget_and_applies_the_best(tmp_path):
+    loop, applier, _, store, _, lines = make(tmp_path)
+    result = loop.run()
+    trials = [t for t in store.trials("weights") if t.kind == "trial"]
+    assert len(trials) == 8 and all(t.final for t in trials)
+    assert result.best is not None and result.applied_best
+    # the best is the measured trial with the lowest objective, and it is what is in place now
+    best_measured = min((t for t in store.trials("weights") if t.state == "done"),
+                        key=lambda t: t.objective)  # fmt: skip
+    assert result.best_value <= best_measured.objective + 1e-12
+    assert applier.state == {"be/a": result.best.params["a"], "be/b": result.best.params["b"]}
+    assert sum(1 for line in lines if line.startswith("trial ")) >= 8
+    assert store.trials("weights")[0].params == {"a": 50, "b": 50}  # current config first
+
+
+def test_new_best_is_promoted_only_after_remeasuring_the_incumbent(tmp_path):
+    loop, _, _, store, _, _ = make(tmp_path, start=(40, 60))
+    loop.run()
+    trials = store.trials("weights")
+    promotions = [t for t in trials if t.kind == "incumbent"]
+    assert promotions, "a better trial should have triggered an incumbent re-measurement"
+    for re in promotions:
+        before = [t for t in trials if t.number < re.number and t.kind == "trial"]
+        assert before[-1].state == "done"
+
+
+def test_breach_rolls_back_to_incumbent_at_once(tmp_path):
+    loop, applier, signals, _store, clock, _ = make(tmp_path)
+    loop.run(max_trials=1)  # baseline (50, 50) becomes the incumbent
+    signals.overrides["p99_ttft_seconds"] = lambda s: 9.0 if s["be/a"] != 50 else 0.2
+    start = clock.now()
+    t, res = loop.run_trial({"a": 60, "b": 50})
+    assert t.state == "infeasible" and t.rolled_back and "p99" in (t.reason or "")
+    assert res is not None and res.aborted
+    assert clock.now() - start < 5 + 30  # aborted before the window ended
+    assert applier.state == {"be/a": 50, "be/b": 50}
+    assert any(e["action"] == "rollback" for e in AuditLog(tmp_path / "audit.jsonl").entries())
+
+
+def test_apply_failure_restores_snapshot(tmp_path):
+    loop, applier, _, _store, _, _ = make(tmp_path)
+    applier.fail_on = lambda desired: desired.get("be/b") == 77
+    t, res = loop.run_trial({"a": 60, "b": 77})
+    assert t.state == "rolled_back" and res is None and "apply failed" in t.reason
+    assert applier.state == {"be/a": 50, "be/b": 50}
+
+
+def test_verify_failure_rolls_back(tmp_path):
+    loop, applier, _, _store, _, _ = make(tmp_path)
+    applier.drop = {"be/b"}
+    t, _ = loop.run_trial({"a": 60, "b": 40})
+    assert t.state == "rolled_back" and "read-back differs" in t.reason
+    assert applier.state["be/a"] == 50
+
+
+def test_no_traffic_is_invalid_and_not_told(tmp_path):
+    loop, _, signals, store, _, _ = make(tmp_path)
+    signals.overrides.update(request_rate=0.0, p99_ttft_seconds=None, p50_ttft_seconds=None)
+    loop.run(max_trials=3)
+    trials = [t for t in store.trials("weights") if t.kind == "trial"]
+    assert [t.state for t in trials] == ["invalid"] * 3
+    assert all(t.objective is None for t in trials)
+    assert store.incumbent("weights") is None
+
+
+def test_resume_rolls_back_in_flight_trial(tmp_path):
+    loop, applier, _, store, _, _ = make(tmp_path)
+    snap = loop.targets.snapshot()
+    t = store.propose("weights", {"a": 90, "b": 10}, snap)
+    store.transition(t.id, "applying")
+    applier.state["be/a"] = 90  # half applied when the tuner died
+    loop2, _, _, _, _, _ = make(tmp_path)
+    loop2.targets = loop.targets
+    done = loop2.resume()
+    assert [d.id for d in done] == [t.id]
+    assert store.get(t.id).state == "rolled_back" and "interrupted" in store.get(t.id).reason
+    assert applier.state == {"be/a": 50, "be/b": 50}
+
+
+def test_advisory_mode_changes_nothing(tmp_path):
+    text = EXPERIMENT.replace("mode: apply", "mode: advisory")
+    loop, applier, _, store, _, lines = make(tmp_path, text)
+    result = loop.run()
+    assert applier.applies == []
+    kinds = [t.kind for t in store.trials("weights")]
+    assert kinds == ["baseline", "advice"]
+    assert result.recommendation is not None and "advisory" in lines[-1]
+
+
+def test_wall_time_budget_stops_the_loop(tmp_path):
+    text = EXPERIMENT.replace("budget: {trials: 8}", "budget: {trials: 50, wall_time: 2m}")
+    loop, _, _, store, _, _ = make(tmp_path, text)
+    result = loop.run()
+    assert result.stopped.startswith("budget: wall time")
+    assert len([t for t in store.trials("weights") if t.kind == "trial"]) < 50
+
+
+def test_cooldown_is_respected_between_applies(tmp_path):
+    text = EXPERIMENT.replace("cooldown: 1s", "cooldown: 10m")
+    loop, _applier, _, store, _clock, _ = make(tmp_path, text)
+    loop.run(max_trials=3)
+    applied = [t.applied_at for t in store.trials("weights") if t.applied_at]
+    assert len(applied) >= 3
+    assert all(b - a >= 600 - 1e-6 for a, b in itertools.pairwise(applied))
+
+
+@pytest.mark.timeout(90)
+def test_kill_minus_nine_loses_no_trial_and_leaves_a_recorded_config(tmp_path):
+    """Kill the loop at random points (bounded), resume, and check the store and the system."""
+    rng = random.Random(11)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "lb.json").write_text(json.dumps({"be/a": 50, "be/b": 50}))
+    cmd = [sys.executable, "-m", "tests.unit.tuner_doubles", str(state), "0.03"]
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen(cmd, cwd=ROOT)
+        time.sleep(rng.uniform(1.2, 3.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=30)
+        if not (state / "trials.db").exists():
+            continue
+        loop, _, db = file_loop(state)
+        try:
+            before = db.trials("weights")
+            numbers = [t.number for t in before]
+            assert numbers == list(range(1, len(numbers) + 1))  # none lost, none duplicated
+            in_flight = [t for t in before if t.state in IN_FLIGHT]
+            assert len(in_flight) <= 1
+            loop.resume()  # what the next start does first
+            trials = db.trials("weights")
+            assert all(t.final for t in trials) and len(trials) == len(before)
+            current = json.loads((state / "lb.json").read_text())
+            if in_flight:  # the interrupted trial's recorded snapshot is back in place
+                assert current == in_flight[0].snapshot["lb"]
+            recorded = [{"be/a": t.params["a"], "be/b": t.params["b"]} for t in trials]
+            recorded += [t.snapshot["lb"] for t in trials if t.snapshot]
+            recorded += list(db.snapshots("weights", "initial").values())
+            assert current in recorded or (not trials and current == {"be/a": 50, "be/b": 50})
+        finally:
+            db.close()
+    assert kills >= 1
+    subprocess.run(cmd, cwd=ROOT, check=True, timeout=60)  # resume and finish
+    db = TrialStore(state / "trials.db")
+    trials = db.trials("weights")
+    assert all(t.final for t in trials)
+    assert len([t for t in trials if t.kind == "trial"]) >= 8
+    interrupted = [t for t in trials if t.reason and "interrupted" in t.reason]
+    assert 1 <= len(interrupted) <= kills  # the kills landed mid-trial and were rolled back
+    inc = db.incumbent("weights")
+    current = json.loads((state / "lb.json").read_text())
+    assert inc is not None and current == {"be/a": inc[0].params["a"], "be/b": inc[0].params["b"]}
+    db.close()

@@ -1,0 +1,115 @@
+"""Experiment files: valid ones load, bad ones name the field and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.validation import ConfigError
+from tests.unit.tuner_doubles import EXPERIMENT
+from tuner.appliers.base import KnobClass
+from tuner.signals.base import SignalRef
+from tuner.spec import load_experiment, loads_experiment, parse_experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_examples_load():
+    hap = load_experiment(ROOT / "examples" / "haproxy-weights.yaml")
+    assert hap.objective.direction == "maximize" and hap.mode == "advisory"
+    assert hap.constraints[0].max == 0.5 and hap.constraints[0].ref == SignalRef(
+        signal="p99_ttft_seconds"
+    )
+    assert len(hap.safety.freeze_windows) == 2
+    tcp = load_experiment(ROOT / "examples" / "tcp-buffers.yaml")
+    assert tcp.knob("rmem_max").log and tcp.knob("rmem_max").knob_class is KnobClass.COLD
+    assert tcp.knob("congestion_control").categories == ("cubic", "bbr")
+    assert tcp.measurement.warmup_s[KnobClass.COLD] == 120
+
+
+def test_defaults():
+    exp = loads_experiment(EXPERIMENT.replace("mode: apply\n", ""))
+    assert exp.mode == "advisory"
+    assert exp.measurement.window_s == 30 and exp.measurement.warmup_s[KnobClass.HOT] == 5
+    assert exp.measurement.warmup_s[KnobClass.COLD] == 180
+    assert exp.source.startswith("\nname: weights")
+
+
+def _mutate(path: str, value):
+    data = yaml.safe_load(EXPERIMENT)
+    node = data
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[int(key)] if key.isdigit() else node[key]
+    last = keys[-1]
+    if value is KeyError:
+        del node[last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "reason"),
+    [
+        ("name", KeyError, "name", "is required"),
+        ("mode", "yolo", "mode", "must be one of advisory, apply"),
+        ("knobs.0.type", "float", "knobs[0].type", "must be one of"),
+        ("knobs.0.bounds", [10, 1], "knobs[0].bounds", "low must be below high"),
+        ("knobs.0.applier", "nope", "knobs[0].applier", "names no applier"),
+        ("knobs.1.name", "a", "knobs[1].name", "duplicate knob name"),
+        ("knobs.0.current", 500, "knobs[0].current", "outside bounds"),
+        ("knobs.0.colour", "red", "knobs[0].colour", "unknown field"),
+        ("knobs.0.class", "lukewarm", "knobs[0].class", "must be one of hot, warm, cold"),
+        ("objective.signal", "p100", "objective.signal", "must be one of"),
+        ("objective.direction", "up", "objective.direction", "must be one of"),
+        ("constraints.0.max", "fast", "constraints[0].max", "finite number"),
+        ("measurement.window", "soon", "measurement.window", "duration"),
+        ("measurement.repeats", 0, "measurement.repeats", ">= 1"),
+        ("budget.trials", -1, "budget.trials", ">= 1"),
+        ("safety.cooldown", "x", "safety.cooldown", "duration"),
+        ("safety.freeze_windows", [{"days": ["funday"], "start": "1:00", "end": "2:00"}],
+         "safety.freeze_windows[0].days[0]", "must be one of"),
+        ("safety.freeze_windows", [{"days": ["mon"], "start": "25:00", "end": "2:00"}],
+         "safety.freeze_windows[0].start", "between 00:00 and 24:00"),
+        ("safety.freeze_windows", [{"start": "2025-01-02T00:00Z", "end": "2025-01-01T00:00Z"}],
+         "safety.freeze_windows[0].end", "must be after start"),
+        ("strategy.name", "hillclimb", "strategy.name", "must be one of"),
+    ],
+)  # fmt: skip
+def test_errors_name_field_and_reason(path, value, field, reason):
+    with pytest.raises(ConfigError) as err:
+        parse_experiment(_mutate(path, value))
+    assert err.value.field == field
+    assert reason in err.value.reason
+
+
+def test_constraint_needs_one_bound_and_one_source():
+    data = _mutate("constraints.0", {"signal": "p99_ttft_seconds", "max": 1, "min": 0})
+    with pytest.raises(ConfigError, match=r"constraints\[0\]: needs exactly one bound"):
+        parse_experiment(data)
+    data = _mutate("constraints.0", {"signal": "p99_ttft_seconds", "query": "up", "max": 1})
+    with pytest.raises(ConfigError, match=r"constraints\[0\]: needs exactly one of 'query'"):
+        parse_experiment(data)
+
+
+def test_log_knob_needs_positive_bounds():
+    data = _mutate("knobs.0.bounds", [0, 10])
+    data["knobs"][0]["log"] = True
+    with pytest.raises(ConfigError, match=r"knobs\[0\]\.bounds: a log-scaled knob"):
+        parse_experiment(data)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_experiment(tmp_path / "missing.yaml")
+    assert "missing.yaml" in err.value.field
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        load_experiment(bad)
+    assert err.value.field == str(bad) and "not valid YAML" in err.value.reason

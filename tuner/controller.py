@@ -1,0 +1,308 @@
+"""Continuous re-tuning: watch each experiment's objective and start a tuning round when needed.
+
+Decision rule, per experiment, every ``interval``:
+
+* read the objective over the measurement window; no data means no decision (never "fine");
+* smooth its loss (the value minimised) with an EMA (``ema_alpha``);
+* never tuned (no incumbent) -> start a round;
+* after a round, or on start, the first ``baseline_samples`` smoothed values set the *reference*;
+* hysteresis: a round starts when the smoothed loss is worse than the reference by more than
+  ``hysteresis.start`` (relative) and at least ``hysteresis.min_interval`` has passed since the last
+  round; it does not start again until the loss has come back within ``hysteresis.clear`` (or a
+  round has re-established the reference). So noise and a slow drift do not make it oscillate.
+
+Only the leader tunes: with ``lease:`` set, the kubernetes client's own ``LeaderElection`` holds
+a ``coordination.k8s.io`` Lease; on losing it the controller stops and the process exits, and the
+next leader's tuning loop resumes (rolls back) any trial left in flight. ``/metrics`` is served
+on ``metrics_port``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from agent.validation import (
+    ConfigError,
+    duration,
+    fail,
+    integer,
+    join,
+    mapping,
+    no_unknown_keys,
+    number,
+    string,
+)
+from tuner.audit import AuditLog
+from tuner.clock import Clock
+from tuner.loop import TuningLoop
+from tuner.metrics import TunerMetrics
+from tuner.signals.base import SignalError
+from tuner.spec import Experiment, load_experiment
+from tuner.store import TrialStore
+
+if TYPE_CHECKING:
+    from tuner.cli import Factories
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    name: str
+    namespace: str
+    identity: str
+    duration_s: int = 15
+    renew_deadline_s: int = 10
+    retry_period_s: int = 2
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    experiments: tuple[Path, ...]
+    state: Path
+    interval_s: float = 300.0
+    metrics_port: int = 9108
+    ema_alpha: float = 0.3
+    baseline_samples: int = 3
+    start_ratio: float = 0.10
+    clear_ratio: float = 0.03
+    min_interval_s: float = 3600.0
+    lease: LeaseSettings | None = None
+
+
+def _lease(raw: Any, f: str) -> LeaseSettings:
+    raw = mapping(raw, f)
+    no_unknown_keys(
+        raw, f, {"name", "namespace", "identity", "duration", "renew_deadline", "retry_period"}
+    )
+    lease = LeaseSettings(
+        name=string(raw.get("name", "tuneloop-tuner"), join(f, "name")),
+        namespace=string(raw.get("namespace", "default"), join(f, "namespace")),
+        identity=string(raw.get("identity", socket.gethostname()), join(f, "identity")),
+        duration_s=int(duration(raw.get("duration", 15), join(f, "duration"))),
+        renew_deadline_s=int(duration(raw.get("renew_deadline", 10), join(f, "renew_deadline"))),
+        retry_period_s=int(duration(raw.get("retry_period", 2), join(f, "retry_period"))),
+    )
+    if lease.retry_period_s < 1:
+        fail(join(f, "retry_period"), "must be at least 1s")
+    if lease.renew_deadline_s <= 1.2 * lease.retry_period_s:
+        fail(join(f, "renew_deadline"), "must exceed 1.2 x retry_period")
+    if lease.duration_s <= lease.renew_deadline_s:
+        fail(join(f, "duration"), "must exceed renew_deadline")
+    return lease
+
+
+def load_controller_config(path: str | Path) -> ControllerConfig:
+    """Read the controller's YAML; experiment paths are relative to the file."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(p), f"not valid YAML: {exc}") from None
+    raw = mapping(raw, "")
+    keys = {
+        "experiments",
+        "state",
+        "interval",
+        "metrics_port",
+        "ema_alpha",
+        "baseline_samples",
+        "hysteresis",
+        "lease",
+    }
+    no_unknown_keys(raw, "", keys)
+    exps = raw.get("experiments")
+    if not isinstance(exps, list) or not exps:
+        fail("experiments", "must be a non-empty list of experiment files")
+    hyst = mapping(raw.get("hysteresis", {}), "hysteresis")
+    no_unknown_keys(hyst, "hysteresis", {"start", "clear", "min_interval"})
+    start = number(hyst.get("start", 0.10), "hysteresis.start", positive=True)
+    clear = number(hyst.get("clear", 0.03), "hysteresis.clear", minimum=0)
+    if clear >= start:
+        fail("hysteresis.clear", f"must be below hysteresis.start ({start:g})")
+    return ControllerConfig(
+        experiments=tuple(p.parent / string(e, join("experiments", i)) for i, e in enumerate(exps)),
+        state=p.parent / string(raw.get("state", "tuneloop-state"), "state"),
+        interval_s=duration(raw.get("interval", 300), "interval"),
+        metrics_port=integer(
+            raw.get("metrics_port", 9108), "metrics_port", minimum=0, maximum=65535
+        ),
+        ema_alpha=number(raw.get("ema_alpha", 0.3), "ema_alpha", positive=True, maximum=1),
+        baseline_samples=integer(raw.get("baseline_samples", 3), "baseline_samples", minimum=1),
+        start_ratio=start,
+        clear_ratio=clear,
+        min_interval_s=duration(
+            hyst.get("min_interval", 3600), "hysteresis.min_interval", positive=False
+        ),
+        lease=_lease(raw["lease"], "lease") if raw.get("lease") is not None else None,
+    )
+
+
+class Ema:
+    """Exponential moving average; the first sample seeds it."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.value: float | None = None
+        self.count = 0
+
+    def update(self, x: float) -> float:
+        self.value = x if self.value is None else self.alpha * x + (1 - self.alpha) * self.value
+        self.count += 1
+        return self.value
+
+    def reset(self) -> None:
+        self.value, self.count = None, 0
+
+
+class Hysteresis:
+    """Start above ``start``, re-arm below ``clear``, and never twice within ``min_interval_s``."""
+
+    def __init__(self, start: float, clear: float, min_interval_s: float) -> None:
+        self.start, self.clear, self.min_interval_s = start, clear, min_interval_s
+        self.armed = True
+        self.last_round_at: float | None = None
+
+    def should_start(self, degradation: float, now: float) -> bool:
+        if not self.armed:
+            if degradation <= self.clear:
+                self.armed = True
+            return False
+        if degradation <= self.start:
+            return False
+        if self.last_round_at is not None and now - self.last_round_at < self.min_interval_s:
+            return False
+        self.armed = False
+        self.last_round_at = now
+        return True
+
+
+@dataclass
+class Watch:
+    """The controller's state for one experiment."""
+
+    exp: Experiment
+    loop: TuningLoop
+    ema: Ema
+    hysteresis: Hysteresis
+    reference: float | None = None
+    log: list[str] = field(default_factory=list)
+
+
+class Controller:
+    """Decides per experiment when to run a tuning round, and runs it."""
+
+    def __init__(self, config: ControllerConfig, loops: list[TuningLoop], clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.watches = [
+            Watch(
+                lp.exp,
+                lp,
+                Ema(config.ema_alpha),
+                Hysteresis(config.start_ratio, config.clear_ratio, config.min_interval_s),
+            )
+            for lp in loops
+        ]
+
+    def decide(self, w: Watch) -> str:
+        """One observation; returns the decision (``round: ...`` when a round should start)."""
+        try:
+            value = w.loop.signals.value(w.exp.objective.ref, w.exp.measurement.window_s)
+        except SignalError as exc:
+            return f"no decision: {exc}"
+        if value is None:
+            return "no decision: no data"
+        ema = w.ema.update(w.exp.objective.to_loss(value))
+        if w.loop.store.incumbent(w.exp.name) is None:
+            return "round: never tuned"
+        if w.reference is None:
+            if w.ema.count >= self.config.baseline_samples:
+                w.reference = ema
+                w.hysteresis.armed = True
+                return "baselined"
+            return "baselining"
+        degradation = (ema - w.reference) / max(abs(w.reference), 1e-12)
+        if w.hysteresis.should_start(degradation, self.clock.now()):
+            return f"round: objective {degradation:+.1%} vs reference"
+        return f"steady ({degradation:+.1%})"
+
+    def tick(self) -> dict[str, str]:
+        """Observe every experiment once; run a round where the decision says so."""
+        out: dict[str, str] = {}
+        for w in self.watches:
+            decision = self.decide(w)
+            if decision.startswith("round"):
+                done = len(
+                    [t for t in w.loop.store.trials(w.exp.name) if t.kind == "trial" and t.final]
+                )
+                w.loop.run(max_trials=done + w.exp.budget.trials)
+                w.ema.reset()
+                w.reference = None
+                w.hysteresis.last_round_at = self.clock.now()
+            out[w.exp.name] = decision
+        return out
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.tick()
+            stop.wait(self.config.interval_s)
+
+
+def make_election(
+    lock: Any, lease: LeaseSettings, on_start: Callable[[], None], on_stop: Callable[[], None]
+) -> Any:
+    """A kubernetes ``LeaderElection`` over ``lock`` with the lease timings."""
+    from kubernetes.leaderelection import electionconfig, leaderelection
+
+    cfg = electionconfig.Config(
+        lock, lease.duration_s, lease.renew_deadline_s, lease.retry_period_s, on_start, on_stop
+    )
+    return leaderelection.LeaderElection(cfg)
+
+
+def run_controller(config: ControllerConfig, factories: Factories) -> int:
+    """Serve metrics and tune while leader (or always, without ``lease:``)."""
+    clock = factories.clock()
+    store = TrialStore(config.state / "trials.db", clock)
+    audit = AuditLog(config.state / "audit.jsonl", factories.event_sink, clock)
+    metrics = TunerMetrics()
+    loops = []
+    for path in config.experiments:
+        exp = load_experiment(path)
+        metrics.load(store, exp.name)
+        loops.append(
+            TuningLoop(
+                exp,
+                factories.appliers(exp),
+                factories.signals(exp),
+                store,
+                clock=clock,
+                audit=audit,
+                metrics=metrics,
+            )
+        )
+    controller = Controller(config, loops, clock)
+    if config.metrics_port:
+        metrics.serve(config.metrics_port)
+    stop = threading.Event()
+    if config.lease is None:
+        controller.run(stop)
+        return 0
+    from kubernetes import config as kube_config
+    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()
+    lock = LeaseLock(config.lease.name, config.lease.namespace, config.lease.identity)
+    make_election(lock, config.lease, lambda: controller.run(stop), stop.set).run()
+    return 0
