@@ -74,9 +74,9 @@ def _bench(config: AgentConfig, built: dict[str, Collector]) -> Collector:
 
 
 def _nodetune(config: AgentConfig, built: dict[str, Collector]) -> Collector:
-    from agent.nodetune.collector import NodeTuneCollector
+    from agent.nodetune.collector import NodetuneCollector
 
-    return NodeTuneCollector(config.procfs, config.nodetune.journal, config.nodetune.desired)
+    return NodetuneCollector(config.procfs, config.nodetune.journal)
 
 
 BUILDERS: dict[str, Callable[[AgentConfig, dict[str, Collector]], Collector]] = {

@@ -119,6 +119,15 @@ def serve(config: AgentConfig) -> int:
         signal.signal(signum, lambda *_: stop.set())
     scheduler.start()
     exporter.start()
+    tuning = config.nodetune
+    if config.collectors["nodetune"].enabled and tuning.desired is not None:
+        from agent.nodetune.background import start_node_tuning
+
+        interval = config.collectors["nodetune"].interval
+        start_node_tuning(
+            config.procfs, tuning.journal, tuning.desired, interval, dry_run=tuning.dry_run
+        )
+        log.info("node tuning follows %s", tuning.desired)
     enabled = ", ".join(r.name for r in runners) or "none"
     log.info("serving on %s (port %d); collectors: %s", config.listen, exporter.port, enabled)
     stop.wait()

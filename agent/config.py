@@ -245,7 +245,7 @@ def _nodetune(raw: Any, state_dir: Path) -> NodeTuneSettings:
     v.no_unknown_keys(raw, "nodetune", {"desired", "journal", "dry_run"})
     desired = _optional_path(raw.get("desired"), "nodetune.desired")
     journal = Path(
-        v.string(raw.get("journal", str(state_dir / "nodetune.json")), "nodetune.journal")
+        v.string(raw.get("journal", str(state_dir / "nodetune-journal.json")), "nodetune.journal")
     )
     dry_run = v.boolean(raw.get("dry_run", False), "nodetune.dry_run")
     return NodeTuneSettings(desired, journal, dry_run)

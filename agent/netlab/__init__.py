@@ -1,0 +1,1 @@
+"""Network labs for tests and benchmarks: namespaces, veth, and a link with a set delay."""

@@ -1,0 +1,1 @@
+"""Node tuning: reconcile allowlisted TCP sysctls from a desired-state file."""
