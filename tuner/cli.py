@@ -233,12 +233,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_rollback_command(sub)
     add_report_command(sub)
     add_controller_command(sub)
+    _add_package_commands(sub)
     return parser
+
+
+# Commands that act through the tuner's factories; the others take only their arguments.
+FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "controller"})
+
+
+def _add_package_commands(sub: Any) -> None:
+    """Commands that live with their packages (simulation, ...)."""
+    from tuner.sim.cli import add_sim_commands
+
+    add_sim_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None, factories: Factories | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command not in FACTORY_COMMANDS:
+            return int(args.func(args))
         return int(args.func(args, factories or Factories()))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
