@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEBS := prometheus haproxy nginx iperf3 linux-perf prometheus-node-exporter iproute2
-SOURCES := agent tuner tests bench
+SOURCES := agent tuner tests bench alerts dashboards
 
 .PHONY: demo test lint typecheck generate check-generated bench setup debs clean
 
@@ -28,7 +28,13 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: debs $(BIN)/.installed lint typecheck
+check-generated: $(BIN)/.installed
+	$(BIN)/tuneloop generate --check
+
+generate: $(BIN)/.installed
+	$(BIN)/tuneloop generate
+
+test: debs $(BIN)/.installed lint typecheck check-generated
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: debs $(BIN)/.installed

@@ -242,10 +242,12 @@ FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "controlle
 
 
 def _add_package_commands(sub: Any) -> None:
-    """Commands that live with their packages (simulation, ...)."""
+    """Commands that live with their packages (simulation, generation, ...)."""
+    from tuner.generate.cli import add_generate_command
     from tuner.sim.cli import add_sim_commands
 
     add_sim_commands(sub)
+    add_generate_command(sub)
 
 
 def main(argv: Sequence[str] | None = None, factories: Factories | None = None) -> int:

@@ -7,19 +7,25 @@ runbook generators read the same specs, so a renamed metric breaks a test instea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
 )
 
-MetricType = Literal["gauge", "counter"]
+MetricType = Literal["gauge", "counter", "histogram"]
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One exported metric: its exposition name (counters end in ``_total``) and its labels."""
+    """One exported metric: its exposition name (counters end in ``_total``) and its labels.
+
+    A histogram's name is its family name; it is exposed as ``_bucket`` (with ``le``), ``_sum``
+    and ``_count`` samples, listed by :meth:`sample_names`.
+    """
 
     name: str
     type: MetricType
@@ -32,12 +38,34 @@ class MetricSpec:
             raise ValueError(f"metric {self.name!r} lacks the tuneloop_ prefix")
         if self.type == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"counter {self.name!r} must end in _total")
+        if self.type == "histogram" and self.name.endswith((*HISTOGRAM_SUFFIXES, "_total")):
+            raise ValueError(f"histogram {self.name!r} must not end in a sample suffix")
+        if self.type == "histogram" and "le" in self.labels:
+            raise ValueError(f"histogram {self.name!r} must not declare the le label")
 
-    def family(self) -> GaugeMetricFamily | CounterMetricFamily:
-        """A new, empty metric family for this spec, ready for ``add_metric``."""
+    def sample_names(self) -> tuple[str, ...]:
+        """The names of the samples this metric exposes (a histogram's three, else its own)."""
+        if self.type == "histogram":
+            return tuple(self.name + suffix for suffix in HISTOGRAM_SUFFIXES)
+        return (self.name,)
+
+    def family(self) -> Any:
+        """A new, empty metric family for this spec, ready for ``add_metric``.
+
+        Typed ``Any`` because ``add_metric`` differs between the kinds (a histogram takes
+        buckets and a sum); :meth:`histogram_family` is the typed way to a histogram.
+        """
+        if self.type == "histogram":
+            return self.histogram_family()
         if self.type == "counter":
             return CounterMetricFamily(self.name, self.help, labels=list(self.labels))
         return GaugeMetricFamily(self.name, self.help, labels=list(self.labels))
+
+    def histogram_family(self) -> HistogramMetricFamily:
+        """A new, empty histogram family; ValueError when the spec is not a histogram."""
+        if self.type != "histogram":
+            raise ValueError(f"metric {self.name!r} is a {self.type}, not a histogram")
+        return HistogramMetricFamily(self.name, self.help, labels=list(self.labels))
 
 
 def gauge(name: str, help: str, *labels: str, unit: str = "") -> MetricSpec:
@@ -48,3 +76,8 @@ def gauge(name: str, help: str, *labels: str, unit: str = "") -> MetricSpec:
 def counter(name: str, help: str, *labels: str, unit: str = "") -> MetricSpec:
     """Shorthand for a counter spec."""
     return MetricSpec(name, "counter", help, tuple(labels), unit)
+
+
+def histogram(name: str, help: str, *labels: str, unit: str = "") -> MetricSpec:
+    """Shorthand for a histogram spec (``add_metric(labels, buckets, sum_value)``)."""
+    return MetricSpec(name, "histogram", help, tuple(labels), unit)

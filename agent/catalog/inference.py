@@ -3,9 +3,13 @@
 The first three names are a contract (dashboards, alerts, the tuner's signals). The rest follow
 the same labels; counters pass the engine's own counter through, so they reset when the server
 restarts and ``rate()`` handles that as usual.
+
+Latency histograms pass each engine's own buckets through (converted to seconds where needed),
+so a quantile is only as fine as the engine's buckets; every engine tuneloop reads TTFT from
+(vLLM, SGLang) has a bucket boundary at 1 s, the threshold of the TTFT SLO in the alerts.
 """
 
-from agent.catalog.base import counter, gauge
+from agent.catalog.base import counter, gauge, histogram
 
 _SERIES = ("target", "engine", "model")
 
@@ -45,6 +49,31 @@ INFERENCE_REQUESTS_COMPLETED = counter(
     "Requests that finished with a response.",
     *_SERIES,
 )
+INFERENCE_TTFT = histogram(
+    "tuneloop_inference_ttft_seconds",
+    "Time to first token, in the engine's own buckets (vLLM, SGLang).",
+    *_SERIES,
+    unit="seconds",
+)
+INFERENCE_INTER_TOKEN_LATENCY = histogram(
+    "tuneloop_inference_inter_token_latency_seconds",
+    "Time between consecutive output tokens, in the engine's own buckets (vLLM, SGLang).",
+    *_SERIES,
+    unit="seconds",
+)
+INFERENCE_E2E_LATENCY = histogram(
+    "tuneloop_inference_e2e_latency_seconds",
+    "Request latency from arrival to the last token, in the engine's own buckets "
+    "(vLLM, SGLang, TGI).",
+    *_SERIES,
+    unit="seconds",
+)
+INFERENCE_REQUESTS = counter(
+    "tuneloop_inference_requests_total",
+    "Finished requests by outcome (success, error, aborted), as far as the engine tells them.",
+    *_SERIES,
+    "outcome",
+)
 INFERENCE_TARGET_UP = gauge(
     "tuneloop_inference_target_up",
     "1 if the inference server's /metrics was read and recognised in the last collection.",
@@ -73,6 +102,10 @@ SPECS = (
     INFERENCE_PROMPT_TOKENS,
     INFERENCE_GENERATION_TOKENS,
     INFERENCE_REQUESTS_COMPLETED,
+    INFERENCE_TTFT,
+    INFERENCE_INTER_TOKEN_LATENCY,
+    INFERENCE_E2E_LATENCY,
+    INFERENCE_REQUESTS,
     INFERENCE_TARGET_UP,
     INFERENCE_SCRAPE_DURATION,
     INFERENCE_SCRAPE_FAILURES,

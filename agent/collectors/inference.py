@@ -1,4 +1,4 @@
-"""The inference collector: vLLM, SGLang, TGI and Triton queues, normalised.
+"""The inference collector: vLLM, SGLang, TGI and Triton queues, latencies and outcomes.
 
 Every target's ``/metrics`` is fetched concurrently, parsed with ``prometheus_client.parser``
 and mapped onto tuneloop's series by the tables in ``inference_engines`` (the mapping is
@@ -35,15 +35,19 @@ from dataclasses import dataclass, field
 import requests
 import urllib3.exceptions
 from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
 
 from agent.catalog import inference as cat
 from agent.collectors.base import Collector, CollectorError
 from agent.collectors.inference_engines import (
     ENGINES,
+    Histogram,
     ParseError,
     detect_engine,
     has_engine_metrics,
+    latencies,
     normalise,
+    outcomes,
     parse_samples,
 )
 
@@ -65,6 +69,11 @@ _QUANTITY_SPECS = {
     "prompt_tokens": cat.INFERENCE_PROMPT_TOKENS,
     "generation_tokens": cat.INFERENCE_GENERATION_TOKENS,
     "completed": cat.INFERENCE_REQUESTS_COMPLETED,
+}
+_LATENCY_SPECS = {
+    "ttft": cat.INFERENCE_TTFT,
+    "inter_token": cat.INFERENCE_INTER_TOKEN_LATENCY,
+    "e2e": cat.INFERENCE_E2E_LATENCY,
 }
 
 
@@ -167,6 +176,8 @@ class TargetResult:
     up: bool
     duration_s: float
     values: dict[str, dict[str, float]] = field(default_factory=dict)
+    latencies: dict[str, dict[str, Histogram]] = field(default_factory=dict)
+    outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
     reason: str | None = None
     error: str | None = None
 
@@ -245,7 +256,15 @@ class InferenceCollector(Collector):
                 raise FetchError("unrecognised", f"{target.url}: no {target.engine} metrics")
             assert engine is not None
             values = normalise(index, engine, target.model)
-            return TargetResult(target, engine, True, self._clock() - start, values)
+            return TargetResult(
+                target,
+                engine,
+                True,
+                self._clock() - start,
+                values,
+                latencies(index, engine, target.model),
+                outcomes(index, engine, target.model),
+            )
         except Exception as exc:
             return TargetResult(
                 target,
@@ -321,6 +340,8 @@ class InferenceCollector(Collector):
             self._record(targets, results)
             failures = dict(self._failures)
         families = {q: spec.family() for q, spec in _QUANTITY_SPECS.items()}
+        histograms = {q: spec.histogram_family() for q, spec in _LATENCY_SPECS.items()}
+        requests_by_outcome = cat.INFERENCE_REQUESTS.family()
         up = cat.INFERENCE_TARGET_UP.family()
         duration = cat.INFERENCE_SCRAPE_DURATION.family()
         failed = cat.INFERENCE_SCRAPE_FAILURES.family()
@@ -331,6 +352,16 @@ class InferenceCollector(Collector):
             for quantity, per_model in result.values.items():
                 for model, value in sorted(per_model.items()):
                     families[quantity].add_metric([name, result.engine, model], value)
+            for latency, per_model_h in result.latencies.items():
+                for model, hist in sorted(per_model_h.items()):
+                    histograms[latency].add_metric(
+                        [name, result.engine, model],
+                        [(floatToGoString(le), count) for le, count in hist.buckets],
+                        hist.sum,
+                    )
+            for outcome, per_model in sorted(result.outcomes.items()):
+                for model, value in sorted(per_model.items()):
+                    requests_by_outcome.add_metric([name, result.engine, model, outcome], value)
         for (name, reason), count in sorted(failures.items()):
             failed.add_metric([name, reason], float(count))
-        return [*families.values(), up, duration, failed]
+        return [*families.values(), *histograms.values(), requests_by_outcome, up, duration, failed]

@@ -25,6 +25,32 @@ The mapping (base names; ``{k=v}`` selects series by label, ``!{k=v}`` excludes 
 - completed: vLLM ``vllm:request_success !{finished_reason=abort}``; SGLang
   ``sglang:num_requests``; TGI ``tgi_request_success``; Triton ``nv_inference_request_success``.
 
+Latency histograms (``_bucket``/``_sum``/``_count`` summed per model and ``le``, the engine's
+own buckets kept):
+
+- ttft: vLLM ``vllm:time_to_first_token_seconds``; SGLang ``sglang:time_to_first_token_seconds``;
+  TGI none (it has no first-token histogram); Triton none (``nv_inference_first_response_
+  histogram_ms`` is opt-in and measures the first *response*, which is the whole request for a
+  non-decoupled model; /metrics does not say which kind a model is).
+- inter_token: vLLM ``vllm:inter_token_latency_seconds``, else ``vllm:time_per_output_token_
+  seconds`` (its name before the rename); SGLang ``sglang:inter_token_latency_seconds``, else
+  ``sglang:time_per_output_token_seconds``; TGI none (``tgi_request_mean_time_per_token_
+  duration`` is a per-request mean that includes prefill, not a token interval); Triton none.
+- e2e: vLLM ``vllm:e2e_request_latency_seconds``; SGLang ``sglang:e2e_request_latency_seconds``;
+  TGI ``tgi_request_duration``; Triton none (it exports only cumulative microsecond counters).
+
+Request outcomes (``success``, ``error``, ``aborted``; an outcome an engine cannot tell is left
+out, never exported as 0):
+
+- vLLM ``vllm:request_success{finished_reason}``: ``abort`` is aborted, ``error`` (newer
+  versions) is error, every other reason (stop, length, ...) is success.
+- SGLang ``sglang:num_aborted_requests`` is aborted; SGLang counts no errors, and its
+  ``num_requests`` includes aborts, so success is not exported.
+- TGI ``tgi_request_success`` is success; ``tgi_request_failure{err}`` is error, except
+  ``err="validation"`` (the client's malformed request, HTTP 422), which is no outcome of serving.
+- Triton ``nv_inference_request_success`` is success; ``nv_inference_request_failure{reason}``
+  is error, ``reason="CANCELED"`` aborted (older Triton has no reason label: all error).
+
 Decisions recorded here:
 
 - Every KV metric above is already a 0-1 fraction (vLLM's ``*_perc`` included: 1 means full).
@@ -47,7 +73,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -65,6 +91,8 @@ QUANTITIES = (
     "completed",
 )
 RATIO_QUANTITIES = frozenset({"kv_cache"})
+LATENCIES = ("ttft", "inter_token", "e2e")
+OUTCOMES = ("success", "error", "aborted")
 UNKNOWN_MODEL = "unknown"
 
 
@@ -125,17 +153,33 @@ Term = Source | Ratio | Total
 
 
 @dataclass(frozen=True)
-class EngineTable:
-    """One engine: how to recognise it, where its model label is, and its quantity sources.
+class Histogram:
+    """A cumulative histogram: ``(le, count)`` pairs sorted by ``le``, ending at +Inf."""
 
-    Each quantity lists alternatives in order of preference; per model, the first alternative
-    with a value wins.
+    buckets: tuple[tuple[float, float], ...]
+    sum: float
+
+    @property
+    def count(self) -> float:
+        """Observations in all (the +Inf bucket)."""
+        return self.buckets[-1][1]
+
+
+@dataclass(frozen=True)
+class EngineTable:
+    """One engine: how to recognise it, where its model label is, and its sources.
+
+    Each quantity and latency lists alternatives in order of preference; per model, the first
+    alternative with a value wins. Latencies name histogram families (no suffix); outcomes map
+    to the sum of their sources.
     """
 
     engine: str
     marker_prefixes: tuple[str, ...]
     model_label: str | None
     quantities: Mapping[str, tuple[Term, ...]]
+    latencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    outcomes: Mapping[str, Total] = field(default_factory=dict)
 
 
 def _trt(kind: str, value: str, name: str) -> Source:
@@ -159,6 +203,30 @@ TABLES: dict[str, EngineTable] = {
             "generation_tokens": (Source("vllm:generation_tokens"),),
             "completed": (Source("vllm:request_success", exclude=(("finished_reason", "abort"),)),),
         },
+        latencies={
+            "ttft": ("vllm:time_to_first_token_seconds",),
+            "inter_token": (
+                "vllm:inter_token_latency_seconds",
+                "vllm:time_per_output_token_seconds",
+            ),
+            "e2e": ("vllm:e2e_request_latency_seconds",),
+        },
+        outcomes={
+            "success": Total(
+                (
+                    Source(
+                        "vllm:request_success",
+                        exclude=(("finished_reason", "abort"), ("finished_reason", "error")),
+                    ),
+                )
+            ),
+            "error": Total(
+                (Source("vllm:request_success", match=(("finished_reason", "error"),)),)
+            ),
+            "aborted": Total(
+                (Source("vllm:request_success", match=(("finished_reason", "abort"),)),)
+            ),
+        },
     ),
     "sglang": EngineTable(
         "sglang",
@@ -173,6 +241,15 @@ TABLES: dict[str, EngineTable] = {
             "generation_tokens": (Source("sglang:generation_tokens"),),
             "completed": (Source("sglang:num_requests"),),
         },
+        latencies={
+            "ttft": ("sglang:time_to_first_token_seconds",),
+            "inter_token": (
+                "sglang:inter_token_latency_seconds",
+                "sglang:time_per_output_token_seconds",
+            ),
+            "e2e": ("sglang:e2e_request_latency_seconds",),
+        },
+        outcomes={"aborted": Total((Source("sglang:num_aborted_requests"),))},
     ),
     "tgi": EngineTable(
         "tgi",
@@ -184,6 +261,11 @@ TABLES: dict[str, EngineTable] = {
             "prompt_tokens": (Source("tgi_request_input_length_sum"),),
             "generation_tokens": (Source("tgi_request_generated_tokens_sum"),),
             "completed": (Source("tgi_request_success"),),
+        },
+        latencies={"e2e": ("tgi_request_duration",)},
+        outcomes={
+            "success": Total((Source("tgi_request_success"),)),
+            "error": Total((Source("tgi_request_failure", exclude=(("err", "validation"),)),)),
         },
     ),
     "triton": EngineTable(
@@ -208,6 +290,15 @@ TABLES: dict[str, EngineTable] = {
                 _trt("kv_cache_block_type", "fraction", _TRT_KV),
             ),
             "completed": (Source("nv_inference_request_success"),),
+        },
+        outcomes={
+            "success": Total((Source("nv_inference_request_success"),)),
+            "error": Total(
+                (Source("nv_inference_request_failure", exclude=(("reason", "CANCELED"),)),)
+            ),
+            "aborted": Total(
+                (Source("nv_inference_request_failure", match=(("reason", "CANCELED"),)),)
+            ),
         },
     ),
 }
@@ -277,6 +368,71 @@ def normalise(
                 chosen.setdefault(m, v)
         if chosen:
             result[quantity] = chosen
+    return result
+
+
+def outcomes(
+    index: SampleIndex, engine: str, model: str | None = None
+) -> dict[str, dict[str, float]]:
+    """Outcome -> model -> finished requests for one target; what the engine lacks is absent."""
+    table = TABLES[engine]
+    fallback = model or UNKNOWN_MODEL
+    result: dict[str, dict[str, float]] = {}
+    for outcome, total in table.outcomes.items():
+        values = _evaluate(index, total, table, fallback, False)
+        if values:
+            result[outcome] = values
+    return result
+
+
+def _parse_le(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _histograms_of(
+    index: SampleIndex, family: str, table: EngineTable, fallback: str
+) -> dict[str, Histogram]:
+    buckets: dict[str, dict[float, float]] = {}
+    sums: dict[str, float] = {}
+    for labels, value in index.get(family + "_bucket", ()):
+        le = _parse_le(labels.get("le"))
+        if le is None:
+            continue
+        per_model = buckets.setdefault(_model_of(labels, table, fallback), {})
+        per_model[le] = per_model.get(le, 0.0) + value
+    for labels, value in index.get(family + "_sum", ()):
+        model = _model_of(labels, table, fallback)
+        sums[model] = sums.get(model, 0.0) + value
+    out: dict[str, Histogram] = {}
+    for model, per_le in buckets.items():
+        if math.inf in per_le and model in sums:
+            out[model] = Histogram(tuple(sorted(per_le.items())), sums[model])
+    return out
+
+
+def latencies(
+    index: SampleIndex, engine: str, model: str | None = None
+) -> dict[str, dict[str, Histogram]]:
+    """Latency -> model -> histogram (seconds) for one target; what the engine lacks is absent.
+
+    Series of one model are summed per ``le`` (data-parallel engines, ranks); a model whose
+    histogram has no +Inf bucket or no ``_sum`` is malformed and skipped.
+    """
+    table = TABLES[engine]
+    fallback = model or UNKNOWN_MODEL
+    result: dict[str, dict[str, Histogram]] = {}
+    for latency, families in table.latencies.items():
+        chosen: dict[str, Histogram] = {}
+        for family in families:
+            for m, h in _histograms_of(index, family, table, fallback).items():
+                chosen.setdefault(m, h)
+        if chosen:
+            result[latency] = chosen
     return result
 
 

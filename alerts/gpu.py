@@ -1,0 +1,360 @@
+"""GPU alerts: XID events, lost GPUs, memory errors, throttling, memory pressure."""
+
+# PromQL and promtool series stay on one line each, as they are queried.
+# ruff: noqa: E501
+
+from tuner.generate.model import Alert, Case, Group, Runbook
+
+AGENT_POD = (
+    "kubectl -n tuneloop-agent get pods -o wide -l app.kubernetes.io/name=tuneloop-agent "
+    "--field-selector spec.nodeName=NODE"
+)
+AGENT_SCRAPE = "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape | grep tuneloop_gpu_"
+DRAIN = "kubectl drain NODE --ignore-daemonsets --delete-emptydir-data"
+GPU_MEMORY_FULL_RATIO = 0.98
+
+GROUPS = [
+    Group(
+        "tuneloop-gpu",
+        (
+            Alert(
+                name="TuneloopGpuXidErrors",
+                expr="time() - tuneloop_gpu_xid_last_seen_timestamp_seconds < 600",
+                severity="warning",
+                for_="0m",
+                summary="A GPU reported an XID error in the last 10 minutes.",
+                description="GPU {{ $labels.gpu }} on {{ $labels.node }} reported XID "
+                "{{ $labels.xid }} {{ $value | humanizeDuration }} ago.",
+                runbook=Runbook(
+                    meaning="The NVIDIA driver logged an XID event for this GPU. XIDs are the "
+                    "driver's error codes: 13/31/43 are usually application faults (bad kernel, "
+                    "illegal memory access); 48, 63, 64, 94 and 95 are memory (ECC, row remap) "
+                    "errors; 79 means the GPU fell off the bus; 119/120 are GSP firmware errors.",
+                    impact="Application XIDs kill the CUDA context of one process: the inference "
+                    "server on that GPU restarts or returns errors. Hardware XIDs (48, 79, 94, 95, "
+                    "119) usually mean the GPU needs a reset or replacement.",
+                    promql=(
+                        "tuneloop_gpu_xid_last_seen_timestamp_seconds",
+                        "increase(tuneloop_gpu_xid_errors_total[1h])",
+                        "tuneloop_gpu_info",
+                        "tuneloop_gpu_process_memory_used_bytes",
+                    ),
+                    commands=(
+                        AGENT_POD,
+                        AGENT_SCRAPE,
+                        "kubectl get pods -A -o wide --field-selector spec.nodeName=NODE",
+                        "kubectl debug node/NODE -it --image=busybox -- dmesg | grep -i xid",
+                    ),
+                    mitigation=(
+                        "For 13/31/43: look at the logs of the pod on that GPU; it is an "
+                        "application or model problem, the GPU is fine.",
+                        "For 48/94/95/63/64: check TuneloopGpuUncorrectableEccErrors and "
+                        "TuneloopGpuRowRemapFailed; cordon the node (`kubectl cordon NODE`) and "
+                        "reset the GPU when its pods are moved.",
+                        f"For 79 or 119/120: the GPU needs a reset or a reboot: `{DRAIN}`, then "
+                        "reboot the node.",
+                    ),
+                ),
+                fires=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_xid_last_seen_timestamp_seconds{node="n1",gpu="0",xid="79"}',
+                            "60x10 1000x10",
+                        ),
+                    ),
+                    eval_time="20m",
+                    labels={"node": "n1", "gpu": "0", "xid": "79"},
+                    description="GPU 0 on n1 reported XID 79 3m 20s ago.",
+                ),
+                quiet=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_xid_last_seen_timestamp_seconds{node="n1",gpu="0",xid="79"}',
+                            "60x20",
+                        ),
+                    ),
+                    eval_time="20m",
+                ),
+            ),
+            Alert(
+                name="TuneloopGpuLost",
+                expr="tuneloop_gpu_lost == 1",
+                severity="critical",
+                for_="1m",
+                summary="A GPU is lost: it fell off the bus.",
+                description="GPU {{ $labels.gpu }} on {{ $labels.node }} is lost; NVML cannot "
+                "reach it and its other series have stopped.",
+                runbook=Runbook(
+                    meaning="NVML answers GPU_IS_LOST for this GPU: the driver lost contact with "
+                    "the device (usually XID 79). The agent keeps reporting the other GPUs.",
+                    impact="Every process on the GPU is dead or hung; replicas using it serve "
+                    "nothing. The GPU does not come back without a reset or a reboot.",
+                    promql=(
+                        "tuneloop_gpu_lost",
+                        "tuneloop_gpu_info",
+                        "time() - tuneloop_gpu_xid_last_seen_timestamp_seconds",
+                    ),
+                    commands=(
+                        AGENT_POD,
+                        AGENT_SCRAPE,
+                        "kubectl get pods -A -o wide --field-selector spec.nodeName=NODE",
+                    ),
+                    mitigation=(
+                        "Cordon the node so nothing new lands on it: `kubectl cordon NODE`.",
+                        f"Move its workloads off: `{DRAIN}`.",
+                        "Reboot the node; if the GPU is lost again, open a hardware ticket with "
+                        "the GPU's uuid and pci_bus_id from tuneloop_gpu_info.",
+                    ),
+                ),
+                fires=Case(
+                    series=(('tuneloop_gpu_lost{node="n1",gpu="3"}', "0 0 1x8"),),
+                    eval_time="8m",
+                    labels={"node": "n1", "gpu": "3"},
+                    description="GPU 3 on n1 is lost; NVML cannot reach it and its other series "
+                    "have stopped.",
+                ),
+                quiet=Case(
+                    series=(('tuneloop_gpu_lost{node="n1",gpu="3"}', "0x10"),), eval_time="8m"
+                ),
+            ),
+            Alert(
+                name="TuneloopGpuUncorrectableEccErrors",
+                expr='increase(tuneloop_gpu_ecc_errors_total{type="uncorrected",scope="volatile"}[30m]) > 0',
+                severity="critical",
+                for_="0m",
+                summary="A GPU had uncorrectable ECC memory errors.",
+                description="GPU {{ $labels.gpu }} on {{ $labels.node }} had uncorrectable ECC "
+                "errors in the last 30 minutes.",
+                runbook=Runbook(
+                    meaning="The GPU's memory returned data ECC could not correct. The driver "
+                    "killed the affected contexts and, on A100/H100, marked a row for remapping.",
+                    impact="Processes on the GPU crashed or will; results computed since may be "
+                    "wrong. The row is remapped at the next GPU reset.",
+                    promql=(
+                        "increase(tuneloop_gpu_ecc_errors_total[1h])",
+                        "tuneloop_gpu_row_remap_pending",
+                        "tuneloop_gpu_row_remap_failed",
+                        "tuneloop_gpu_remapped_rows",
+                    ),
+                    commands=(AGENT_POD, AGENT_SCRAPE),
+                    mitigation=(
+                        "Cordon the node: `kubectl cordon NODE`.",
+                        f"Drain it (`{DRAIN}`) and reset the GPU or reboot, which applies "
+                        "the pending row remap.",
+                        "If tuneloop_gpu_row_remap_failed is 1 afterwards, the GPU needs "
+                        "replacing (see TuneloopGpuRowRemapFailed).",
+                    ),
+                ),
+                fires=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_ecc_errors_total{node="n1",gpu="1",type="uncorrected",scope="volatile"}',
+                            "0 0 1x8",
+                        ),
+                    ),
+                    eval_time="5m",
+                    labels={"node": "n1", "gpu": "1", "type": "uncorrected", "scope": "volatile"},
+                    description="GPU 1 on n1 had uncorrectable ECC errors in the last 30 minutes.",
+                ),
+                quiet=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_ecc_errors_total{node="n1",gpu="1",type="uncorrected",scope="volatile"}',
+                            "2x10",
+                        ),
+                        (
+                            'tuneloop_gpu_ecc_errors_total{node="n1",gpu="1",type="corrected",scope="volatile"}',
+                            "0+5x10",
+                        ),
+                    ),
+                    eval_time="5m",
+                ),
+            ),
+            Alert(
+                name="TuneloopGpuRowRemapFailed",
+                expr="tuneloop_gpu_row_remap_failed == 1",
+                severity="critical",
+                for_="0m",
+                summary="A GPU failed to remap a faulty memory row.",
+                description="GPU {{ $labels.gpu }} on {{ $labels.node }} reports a failed row "
+                "remap; it has run out of spare rows.",
+                runbook=Runbook(
+                    meaning="The GPU tried to retire a faulty memory row and had no spare left.",
+                    impact="The GPU keeps producing uncorrectable errors; it must be replaced.",
+                    promql=(
+                        "tuneloop_gpu_row_remap_failed",
+                        "tuneloop_gpu_remapped_rows",
+                        "increase(tuneloop_gpu_ecc_errors_total[1d])",
+                    ),
+                    commands=(AGENT_POD, AGENT_SCRAPE),
+                    mitigation=(
+                        f"Cordon and drain the node: `kubectl cordon NODE`, then `{DRAIN}`.",
+                        "Open a hardware replacement ticket with the uuid from tuneloop_gpu_info.",
+                    ),
+                ),
+                fires=Case(
+                    series=(('tuneloop_gpu_row_remap_failed{node="n2",gpu="5"}', "1x5"),),
+                    eval_time="5m",
+                    labels={"node": "n2", "gpu": "5"},
+                    description="GPU 5 on n2 reports a failed row remap; it has run out of spare rows.",
+                ),
+                quiet=Case(
+                    series=(('tuneloop_gpu_row_remap_failed{node="n2",gpu="5"}', "0x5"),),
+                    eval_time="5m",
+                ),
+            ),
+            Alert(
+                name="TuneloopGpuThermalThrottling",
+                expr='max by (node, gpu) (tuneloop_gpu_throttle_reason_active{reason=~"hw_thermal_slowdown|sw_thermal_slowdown|hw_slowdown"}) == 1',
+                severity="warning",
+                for_="10m",
+                summary="A GPU is held down by thermal slowdown.",
+                description="GPU {{ $labels.gpu }} on {{ $labels.node }} has been thermally "
+                "throttled for 10 minutes.",
+                runbook=Runbook(
+                    meaning="The GPU lowered its clocks because it is too hot (software or "
+                    "hardware thermal slowdown, or the hardware slowdown line).",
+                    impact="Lower clocks mean slower tokens: inter-token latency rises and the "
+                    "replica serves fewer requests.",
+                    promql=(
+                        "tuneloop_gpu_temperature_celsius",
+                        "tuneloop_gpu_sm_clock_hertz",
+                        "tuneloop_gpu_throttle_reason_active == 1",
+                        "tuneloop_gpu_power_watts",
+                    ),
+                    commands=(AGENT_POD, AGENT_SCRAPE),
+                    mitigation=(
+                        "Compare with the other GPUs of the node: one hot GPU points to a fan or "
+                        "heatsink, all of them to the chassis or the room's cooling.",
+                        "Ask the data-centre team to check airflow; drain the node if "
+                        "temperatures keep rising.",
+                    ),
+                ),
+                fires=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_throttle_reason_active{node="n1",gpu="2",reason="sw_thermal_slowdown"}',
+                            "1x20",
+                        ),
+                        (
+                            'tuneloop_gpu_throttle_reason_active{node="n1",gpu="2",reason="sw_power_cap"}',
+                            "0x20",
+                        ),
+                    ),
+                    eval_time="15m",
+                    labels={"node": "n1", "gpu": "2"},
+                    description="GPU 2 on n1 has been thermally throttled for 10 minutes.",
+                ),
+                quiet=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_throttle_reason_active{node="n1",gpu="2",reason="sw_thermal_slowdown"}',
+                            "0x20",
+                        ),
+                        (
+                            'tuneloop_gpu_throttle_reason_active{node="n1",gpu="2",reason="sw_power_cap"}',
+                            "1x20",
+                        ),
+                    ),
+                    eval_time="15m",
+                ),
+            ),
+            Alert(
+                name="TuneloopGpuPowerThrottling",
+                expr='max by (node, gpu) (tuneloop_gpu_throttle_reason_active{reason=~"sw_power_cap|hw_power_brake_slowdown"}) == 1',
+                severity="info",
+                for_="30m",
+                summary="A GPU has been held at its power limit for 30 minutes.",
+                description="GPU {{ $labels.gpu }} on {{ $labels.node }} has been power "
+                "throttled for 30 minutes.",
+                runbook=Runbook(
+                    meaning="The GPU caps its clocks to stay within its power limit (software "
+                    "power cap) or the board asserted the power brake.",
+                    impact="Under full load a power cap is normal; a power brake, or a cap at low "
+                    "utilization, means lower throughput than the hardware can give.",
+                    promql=(
+                        "tuneloop_gpu_power_watts",
+                        "tuneloop_gpu_utilization_ratio",
+                        "tuneloop_gpu_sm_clock_hertz",
+                        "tuneloop_gpu_throttle_reason_active == 1",
+                    ),
+                    commands=(AGENT_POD, AGENT_SCRAPE),
+                    mitigation=(
+                        "If the reason is hw_power_brake_slowdown, check the node's power "
+                        "supplies with the data-centre team.",
+                        "If it is sw_power_cap at high utilization, nothing is wrong; compare "
+                        "the power limit with the GPU model's default if throughput is short.",
+                    ),
+                ),
+                fires=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_throttle_reason_active{node="n1",gpu="0",reason="sw_power_cap"}',
+                            "1x40",
+                        ),
+                    ),
+                    eval_time="35m",
+                    labels={"node": "n1", "gpu": "0"},
+                    description="GPU 0 on n1 has been power throttled for 30 minutes.",
+                ),
+                quiet=Case(
+                    series=(
+                        (
+                            'tuneloop_gpu_throttle_reason_active{node="n1",gpu="0",reason="sw_power_cap"}',
+                            "1x20 0x20",
+                        ),
+                    ),
+                    eval_time="35m",
+                ),
+            ),
+            Alert(
+                name="TuneloopGpuMemoryNearFull",
+                expr=f"tuneloop_gpu_memory_used_bytes / tuneloop_gpu_memory_total_bytes > {GPU_MEMORY_FULL_RATIO}",
+                severity="warning",
+                for_="15m",
+                summary="A GPU's memory is almost full.",
+                description="GPU {{ $labels.gpu }} on {{ $labels.node }} has used "
+                "{{ $value | humanizePercentage }} of its memory for 15 minutes.",
+                runbook=Runbook(
+                    meaning=f"More than {GPU_MEMORY_FULL_RATIO:.0%} of the GPU's framebuffer is in "
+                    "use. vLLM reserves a fixed share (gpu-memory-utilization, 0.9 by default) "
+                    "for weights and KV cache, so this means something beyond that.",
+                    impact="The next allocation fails with CUDA out of memory: a new replica does "
+                    "not start, or a running one crashes.",
+                    promql=(
+                        "tuneloop_gpu_memory_used_bytes / tuneloop_gpu_memory_total_bytes",
+                        "tuneloop_gpu_process_memory_used_bytes",
+                        "tuneloop_gpu_processes",
+                    ),
+                    commands=(
+                        AGENT_POD,
+                        AGENT_SCRAPE,
+                        "kubectl get pods -A -o wide --field-selector spec.nodeName=NODE",
+                    ),
+                    mitigation=(
+                        "Find the process holding the memory (tuneloop_gpu_process_memory_used_bytes "
+                        "by pid and pod); two servers sharing one GPU is the usual cause.",
+                        "Lower the server's memory share (vLLM --gpu-memory-utilization) or move "
+                        "one workload to another GPU.",
+                    ),
+                ),
+                fires=Case(
+                    series=(
+                        ('tuneloop_gpu_memory_used_bytes{node="n1",gpu="0"}', "79000000000x20"),
+                        ('tuneloop_gpu_memory_total_bytes{node="n1",gpu="0"}', "80000000000x20"),
+                    ),
+                    eval_time="20m",
+                    labels={"node": "n1", "gpu": "0"},
+                    description="GPU 0 on n1 has used 98.75% of its memory for 15 minutes.",
+                ),
+                quiet=Case(
+                    series=(
+                        ('tuneloop_gpu_memory_used_bytes{node="n1",gpu="0"}', "72000000000x20"),
+                        ('tuneloop_gpu_memory_total_bytes{node="n1",gpu="0"}', "80000000000x20"),
+                    ),
+                    eval_time="20m",
+                ),
+            ),
+        ),
+    )
+]

@@ -1,0 +1,124 @@
+"""Fleet and SLO overview: traffic, latency, errors, queues and KV cache per model and replica."""
+
+# PromQL and promtool series stay on one line each, as they are queried.
+# ruff: noqa: E501
+
+from tuner.generate.panels import dashboard as make
+from tuner.generate.panels import label_variable, panel, rows
+
+S = 'cluster=~"$cluster", model=~"$model", target=~"$target"'
+
+
+def quantiles(metric: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (
+            f"histogram_quantile({q}, sum by (model, le) (rate({metric}_bucket{{{S}}}[$__rate_interval])))",
+            f"P{int(q * 100)} {{{{model}}}}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    )
+
+
+dashboard = make(
+    "tuneloop / Fleet and SLOs",
+    "Request rate, TTFT, inter-token and end-to-end latency, errors, queues and KV cache.",
+    [
+        label_variable("cluster", "tuneloop_inference_target_up"),
+        label_variable("model", "tuneloop_inference_requests_running", 'cluster=~"$cluster"'),
+        label_variable("target", "tuneloop_inference_requests_running", 'model=~"$model"'),
+    ],
+    rows(
+        (
+            "Traffic and errors",
+            [
+                panel(
+                    "Request rate by outcome",
+                    "reqps",
+                    (
+                        f"sum by (model, outcome) (rate(tuneloop_inference_requests_total{{{S}}}[$__rate_interval]))",
+                        "{{model}} {{outcome}}",
+                    ),
+                ),
+                panel(
+                    "Error ratio",
+                    "percentunit",
+                    (
+                        f'sum by (model) (rate(tuneloop_inference_requests_total{{{S}, outcome="error"}}[$__rate_interval])) / sum by (model) (rate(tuneloop_inference_requests_total{{{S}, outcome=~"success|error"}}[$__rate_interval]))',
+                        "{{model}}",
+                    ),
+                ),
+                panel(
+                    "Error budget burn (1h)",
+                    "percentunit",
+                    (
+                        'model:tuneloop_inference_errors:ratio_rate1h{model=~"$model"}',
+                        "errors {{model}}",
+                    ),
+                    (
+                        'model:tuneloop_inference_ttft_slow:ratio_rate1h{model=~"$model"}',
+                        "TTFT over 1 s {{model}}",
+                    ),
+                ),
+                panel(
+                    "Generated tokens per second",
+                    "short",
+                    (
+                        f"sum by (target) (rate(tuneloop_inference_generation_tokens_total{{{S}}}[$__rate_interval]))",
+                        "{{target}}",
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Latency",
+            [
+                panel("Time to first token", "s", *quantiles("tuneloop_inference_ttft_seconds")),
+                panel(
+                    "Inter-token latency",
+                    "s",
+                    *quantiles("tuneloop_inference_inter_token_latency_seconds"),
+                ),
+                panel(
+                    "End-to-end latency", "s", *quantiles("tuneloop_inference_e2e_latency_seconds")
+                ),
+                panel(
+                    "TTFT P99 by replica",
+                    "s",
+                    (
+                        f"histogram_quantile(0.99, sum by (target, le) (rate(tuneloop_inference_ttft_seconds_bucket{{{S}}}[$__rate_interval])))",
+                        "{{target}}",
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Queues and KV cache",
+            [
+                panel(
+                    "Requests waiting",
+                    "short",
+                    (f"tuneloop_inference_requests_waiting{{{S}}}", "{{target}}"),
+                ),
+                panel(
+                    "Requests running",
+                    "short",
+                    (f"tuneloop_inference_requests_running{{{S}}}", "{{target}}"),
+                ),
+                panel(
+                    "KV-cache use",
+                    "percentunit",
+                    (f"tuneloop_inference_kv_cache_usage_ratio{{{S}}}", "{{target}}"),
+                ),
+                panel(
+                    "Preemptions per second",
+                    "short",
+                    (
+                        f"rate(tuneloop_inference_preemptions_total{{{S}}}[$__rate_interval])",
+                        "{{target}}",
+                    ),
+                ),
+            ],
+        ),
+    ),
+    tags=["slo", "inference"],
+)

@@ -1,0 +1,81 @@
+"""Tuner: trials and outcomes, objective over time, knob values, rollbacks; changes annotated."""
+
+# PromQL and promtool series stay on one line each, as they are queried.
+# ruff: noqa: E501
+
+from tuner.generate.panels import dashboard as make
+from tuner.generate.panels import label_variable, panel, rows
+
+S = 'experiment=~"$experiment"'
+
+annotations = [
+    {
+        "datasource": "${datasource}",
+        "enable": True,
+        "iconColor": "rgba(255, 152, 48, 1)",
+        "name": "Trials",
+        "expr": f"changes(tuneloop_tuner_trials_total{{{S}}}[2m]) > 0",
+        "step": "60s",
+        "titleFormat": "Trial finished: {{experiment}} {{outcome}}",
+        "tagKeys": "experiment,outcome",
+    },
+    {
+        "datasource": "${datasource}",
+        "enable": True,
+        "iconColor": "rgba(242, 73, 92, 1)",
+        "name": "Knob changes",
+        "expr": f"changes(tuneloop_tuner_knob_value{{{S}}}[2m]) > 0",
+        "step": "60s",
+        "titleFormat": "Knob changed: {{experiment}} {{knob}}",
+        "tagKeys": "experiment,knob",
+    },
+]
+
+dashboard = make(
+    "tuneloop / Tuner",
+    "What the tuner tried, what it kept, and what it rolled back.",
+    [label_variable("experiment", "tuneloop_tuner_trials_total")],
+    rows(
+        (
+            "Trials",
+            [
+                panel(
+                    "Trials by outcome",
+                    "short",
+                    (
+                        f"sum by (experiment, outcome) (increase(tuneloop_tuner_trials_total{{{S}}}[1h]))",
+                        "{{experiment}} {{outcome}}",
+                    ),
+                ),
+                panel(
+                    "Best objective",
+                    "short",
+                    (f"tuneloop_tuner_best_objective{{{S}}}", "{{experiment}}"),
+                ),
+                panel(
+                    "Knob values",
+                    "short",
+                    (f"tuneloop_tuner_knob_value{{{S}}}", "{{experiment}} {{knob}}"),
+                ),
+                panel(
+                    "Rollbacks",
+                    "short",
+                    (
+                        f"sum by (experiment, reason) (increase(tuneloop_tuner_rollbacks_total{{{S}}}[1h]))",
+                        "{{experiment}} {{reason}}",
+                    ),
+                ),
+                panel(
+                    "Time since last trial",
+                    "s",
+                    (
+                        f"time() - tuneloop_tuner_last_trial_timestamp_seconds{{{S}}}",
+                        "{{experiment}}",
+                    ),
+                ),
+            ],
+        ),
+    ),
+    tags=["tuner"],
+    annotations=annotations,
+)

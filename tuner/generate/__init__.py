@@ -1,0 +1,1 @@
+"""Dashboards, alert rules and runbooks generated from the metric catalog."""
