@@ -181,3 +181,18 @@ def test_monitoring_overlay_labels_release_and_dashboards(rendered):
     assert not any(o["metadata"]["name"] == "tuneloop-monitoring-settings" for o in docs)
     (policy,) = [o for o in docs if o["kind"] == "NetworkPolicy"]
     assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9450}]
+
+
+def test_ops_shell_pod_is_valid_and_restricted():
+    (pod,) = yaml.safe_load_all((DEPLOY / "ops" / "tuner-shell.yaml").read_text())
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    assert pod["spec"]["serviceAccountName"] == "tuneloop-tuner"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["spec"]["containers"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {"tuneloop-tuner-state"}

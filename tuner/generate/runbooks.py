@@ -24,15 +24,21 @@ If the tuner changed something shortly before this alert (see the Tuner dashboar
 # Pause: suspend the CronJob (or, with the controller overlay, scale it to zero).
 kubectl -n tuneloop patch cronjob tuneloop-tuner -p '{"spec":{"suspend":true}}'
 kubectl -n tuneloop scale deployment tuneloop-tuner --replicas=0
+# A shell pod with the trial store mounted (deploy/ops/tuner-shell.yaml in the repository).
+kubectl apply -f deploy/ops/tuner-shell.yaml
+kubectl -n tuneloop wait --for=condition=Ready pod/tuneloop-tuner-shell
 # What did it do? Trials, outcomes and the incumbent, from the trial store.
-tuneloop status --state /var/lib/tuneloop
+kubectl -n tuneloop exec tuneloop-tuner-shell -- tuneloop status --state /var/lib/tuneloop
 # Roll back to the configuration before its first change (or --to incumbent).
-tuneloop rollback --state /var/lib/tuneloop --experiment EXPERIMENT --to initial
-# Node sysctls the tuner set through the node-tuning ConfigMap, on one node:
-kubectl -n tuneloop-agent exec ds/tuneloop-agent -- tuneloop-agent nodetune rollback
+kubectl -n tuneloop exec tuneloop-tuner-shell -- \
+  tuneloop rollback --state /var/lib/tuneloop --experiment EXPERIMENT --to initial
+kubectl -n tuneloop delete pod tuneloop-tuner-shell
+# Node sysctls the tuner set through the node-tuning ConfigMap, on one node's agent:
+kubectl -n tuneloop-agent exec POD -- tuneloop-agent nodetune rollback \
+  --procfs /host/proc --journal /var/lib/tuneloop/nodetune-journal.json
 ```
 
-Run `tuneloop` where the trial store is mounted (the tuner's state volume). Resume later with
+Resume the tuner later with
 `kubectl -n tuneloop patch cronjob tuneloop-tuner -p '{"spec":{"suspend":false}}'`.
 """
 
