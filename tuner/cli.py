@@ -46,8 +46,7 @@ def prometheus_signals(exp: Experiment) -> Signals:
     url = exp.signals.get("prometheus")
     if not isinstance(url, str) or not url:
         raise ConfigError("signals.prometheus", "is required: the Prometheus base URL")
-    timeout = float(exp.signals.get("timeout", 5.0))
-    return PrometheusSignals(url, timeout_s=timeout, retries=int(exp.signals.get("retries", 2)))
+    return PrometheusSignals(url, timeout_s=exp.signals["timeout"], retries=exp.signals["retries"])
 
 
 @dataclass
@@ -226,7 +225,12 @@ def add_controller_command(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tuneloop", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="tuneloop",
+        description="tuneloop tuner: Bayesian optimization of LLM-serving knobs (balancer "
+        "weights, batch sizes, replicas, TCP buffers) under SLO constraints, with dry-run by "
+        "default, rollback and a durable record of every trial.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     add_tune_command(sub)
     add_status_command(sub)
@@ -244,10 +248,12 @@ FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "controlle
 def _add_package_commands(sub: Any) -> None:
     """Commands that live with their packages (simulation, generation, ...)."""
     from tuner.generate.cli import add_generate_command
+    from tuner.lab.cli import add_lab_commands
     from tuner.sim.cli import add_sim_commands
 
     add_sim_commands(sub)
     add_generate_command(sub)
+    add_lab_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None, factories: Factories | None = None) -> int:

@@ -401,6 +401,13 @@ def parse_experiment(data: Any, source: str = "") -> Experiment:
     wall = budget.get("wall_time")
     signals = mapping(data.get("signals", {}), "signals")
     no_unknown_keys(signals, "signals", {"prometheus", "timeout", "retries"})
+    signals = dict(signals)
+    if "prometheus" in signals:
+        signals["prometheus"] = string(signals["prometheus"], "signals.prometheus")
+    signals["timeout"] = duration(signals.get("timeout", 5.0), "signals.timeout")
+    signals["retries"] = integer(
+        signals.get("retries", 2), "signals.retries", minimum=0, maximum=10
+    )
     return Experiment(
         name=name,
         appliers=appliers,

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from agent.catalog import bench, collector, gpu, inference, net, nodetune, numa, rdma, tuner
+from agent.catalog import (
+    bench,
+    collector,
+    gpu,
+    inference,
+    loadgen,
+    net,
+    nodetune,
+    numa,
+    rdma,
+    tuner,
+)
 from agent.catalog.base import MetricSpec, counter, gauge
 
 _MODULES: dict[str, ModuleType] = {
@@ -22,6 +33,7 @@ _MODULES: dict[str, ModuleType] = {
     "bench": bench,
     "nodetune": nodetune,
     "tuner": tuner,
+    "loadgen": loadgen,
 }
 
 AREAS: dict[str, tuple[MetricSpec, ...]] = {area: mod.SPECS for area, mod in _MODULES.items()}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.realprocs.common import free_port, port_open, stop_process, wait_until
+from tuner.lab import haproxy_conf, programs
+from tuner.lab.processes import free_port
 
-HAPROXY_BINARY = "/usr/sbin/haproxy"
+HAPROXY_BINARY = programs.HAPROXY_BINARY
 
 
 @dataclass
@@ -27,7 +27,7 @@ class HaproxyProcess:
 
 def available() -> bool:
     """True when the HAProxy binary is installed."""
-    return shutil.which(HAPROXY_BINARY) is not None
+    return programs.available(HAPROXY_BINARY)
 
 
 @contextmanager
@@ -45,45 +45,35 @@ def running_haproxy(
     workdir.mkdir(parents=True, exist_ok=True)
     admin_port, user_port, front_port = free_port(), free_port(), free_port()
     sock = workdir / "admin.sock"
-    lines = [
-        "global",
-        f"  stats socket ipv4@127.0.0.1:{admin_port} level admin",
-        f"  stats socket ipv4@127.0.0.1:{user_port} level user",
-        f"  stats socket {sock} mode 600 level admin",
-        "defaults",
-        "  mode http",
-        "  timeout connect 1s",
-        "  timeout client 5s",
-        "  timeout server 5s",
-        "frontend fe",
-        f"  bind 127.0.0.1:{front_port}",
-        f"  default_backend {next(iter(backends))}",
-    ]
-    for backend, servers in backends.items():
-        lines += [f"backend {backend}", f"  balance {balance}"]
-        for server, weight in servers.items():
-            lines.append(f"  server {server} 127.0.0.1:{free_port()} weight {weight}")
     config = workdir / "haproxy.cfg"
-    config.write_text("\n".join(lines) + "\n")
-    log = workdir / "haproxy.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [HAPROXY_BINARY, "-db", "-f", str(config)], stdout=log_file, stderr=subprocess.STDOUT
+    config.write_text(
+        haproxy_conf.render(
+            [haproxy_conf.Frontend("fe", front_port, next(iter(backends)))],
+            [
+                haproxy_conf.Backend(
+                    name,
+                    tuple(
+                        haproxy_conf.Server(s, f"127.0.0.1:{free_port()}", w)
+                        for s, w in srv.items()
+                    ),
+                    balance,
+                )
+                for name, srv in backends.items()
+            ],
+            haproxy_conf.RuntimeApi(admin_port, user_port, sock),
         )
+    )
+    run = programs.start_haproxy(
+        config, admin_port, log=workdir / "haproxy.log", die_with_parent=True,
+        socket_path=sock, timeout_s=ready_timeout_s,
+    )  # fmt: skip
     try:
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"haproxy exited: {log.read_text()[-2000:]}")
-            return port_open(admin_port) and sock.exists()
-
-        wait_until(ready, ready_timeout_s, "haproxy")
         yield HaproxyProcess(
             admin_address=f"127.0.0.1:{admin_port}",
             user_address=f"127.0.0.1:{user_port}",
             socket_path=sock,
             frontend_port=front_port,
-            proc=proc,
+            proc=run.proc,
         )
     finally:
-        stop_process(proc)
+        run.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,9 +10,10 @@ from pathlib import Path
 
 import requests
 
-from tests.realprocs.common import free_port, stop_process, wait_until
+from tuner.lab import programs, prometheus_conf
+from tuner.lab.processes import free_port, wait_until
 
-PROMETHEUS_BINARY = "/usr/bin/prometheus"
+PROMETHEUS_BINARY = programs.PROMETHEUS_BINARY
 
 
 @dataclass
@@ -28,7 +28,7 @@ class PrometheusProcess:
 
 def available() -> bool:
     """True when the Prometheus binary is installed."""
-    return shutil.which(PROMETHEUS_BINARY) is not None
+    return programs.available(PROMETHEUS_BINARY)
 
 
 @contextmanager
@@ -43,42 +43,24 @@ def running_prometheus(
     """Run Prometheus in ``workdir`` scraping ``targets`` (``host:port``); stop it on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
-    listed = ", ".join(f"'{t}'" for t in targets)
-    config.write_text(
-        "global:\n"
-        f"  scrape_interval: {scrape_interval}\n"
-        f"  evaluation_interval: {scrape_interval}\n"
-        "scrape_configs:\n"
-        f"  - job_name: {job}\n"
-        f"    scrape_interval: {scrape_interval}\n"
-        f"    static_configs:\n      - targets: [{listed}]\n"
-    )
+    config.write_text(prometheus_conf.render({job: targets}, _seconds(scrape_interval)))
     port = free_port()
     log = workdir / "prometheus.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                PROMETHEUS_BINARY,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    run = programs.start_prometheus(
+        config, workdir / "data", port, log=log, die_with_parent=True, timeout_s=ready_timeout_s
+    )
     try:
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {log.read_text()[-2000:]}")
-            return requests.get(f"{url}/-/ready", timeout=1).status_code == 200
-
-        wait_until(ready, ready_timeout_s, "prometheus")
-        yield PrometheusProcess(url=url, port=port, proc=proc, log=log)
+        yield PrometheusProcess(url=f"http://127.0.0.1:{port}", port=port, proc=run.proc, log=log)
     finally:
-        stop_process(proc)
+        run.stop()
+
+
+def _seconds(text: str) -> float:
+    if text.endswith("ms"):
+        return float(text[:-2]) / 1000
+    if text.endswith("s"):
+        return float(text[:-1])
+    raise ValueError(f"scrape_interval: want e.g. '1s' or '500ms', got {text!r}")
 
 
 def wait_for_scrape(prom: PrometheusProcess, metric: str, timeout_s: float = 15.0) -> None:

@@ -113,3 +113,16 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_experiment(bad)
     assert err.value.field == str(bad) and "not valid YAML" in err.value.reason
+
+
+
+def test_signals_settings_are_validated_with_their_field_names():
+    data = yaml.safe_load(EXPERIMENT)
+    data["signals"] = {"prometheus": "http://127.0.0.1:9090", "timeout": "5s"}
+    assert parse_experiment(data).signals["timeout"] == 5.0
+    data["signals"]["timeout"] = "soon"
+    with pytest.raises(ConfigError, match=r"^signals\.timeout: must be a duration"):
+        parse_experiment(data)
+    data["signals"] = {"retries": -1}
+    with pytest.raises(ConfigError, match=r"^signals\.retries: must be >= 0"):
+        parse_experiment(data)

@@ -1,0 +1,294 @@
+"""Closed loop on the local lab: the tuner against real HAProxy, nginx and Prometheus.
+
+One lab (three heterogeneous replicas: H100, A100-80GB, L40S profiles) serves every test here;
+each test starts its own bounded load at a fixed offered rate and runs ``tuneloop tune`` as a
+separate process, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tuner.appliers.haproxy import HaproxyApplier
+from tuner.lab import programs
+from tuner.lab.lab import Lab, LabConfig, running_lab
+from tuner.lab.throttle import Throttle
+from tuner.signals.base import SignalRef
+from tuner.signals.prometheus import PrometheusSignals
+from tuner.store import IN_FLIGHT, TrialStore
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not all(
+            programs.available(b)
+            for b in (programs.HAPROXY_BINARY, programs.NGINX_BINARY, programs.PROMETHEUS_BINARY)
+        ),
+        reason="haproxy, nginx and prometheus are needed",
+    ),
+]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TARGETS = ("llm/r0", "llm/r1", "llm/r2")
+EQUAL = dict.fromkeys(TARGETS, 16)
+RATE = "12"  # requests/s: ~35% of the fleet's capacity, more than the L40S's share can carry
+AGENT = os.environ.get("TUNELOOP_LAB_AGENT", "1") == "1"
+P99 = SignalRef(signal="p99_e2e_latency_seconds")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    config = LabConfig(tmp_path_factory.mktemp("lab"), die_with_parent=True, agent=AGENT)
+    with running_lab(config) as running:
+        yield running
+
+
+def start_load(lab: Lab, port_name: str, seconds: int = 150) -> None:
+    target = f"127.0.0.1:{lab.port(port_name)}"
+    lab.start_load(
+        [
+            "--target",
+            target,
+            "--rate",
+            RATE,
+            "--duration",
+            str(seconds),
+            "--max-requests",
+            "3000",
+            "--timeout",
+            "5",
+            "--seed",
+            "7",
+        ]
+    )
+
+
+def experiment(lab: Lab, template: str, out: Path, **measurement: str) -> Path:
+    """The lab's rendered template with a shorter measurement for the test."""
+    path = lab.render_experiment(EXAMPLES / template, out / template)
+    data = yaml.safe_load(path.read_text())
+    data["measurement"].update(measurement)
+    if "warmup" in measurement:
+        data["measurement"]["warmup"] = {"hot": measurement["warmup"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def tune_argv(exp: Path, state: Path, trials: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tuner.cli",
+        "tune",
+        str(exp),
+        "--state",
+        str(state),
+        "--apply",
+        "--trials",
+        str(trials),
+    ]
+
+
+def tune(exp: Path, state: Path, trials: int, timeout_s: float = 120, ok: int = 0) -> str:
+    """Run ``tuneloop tune``; exit 3 (no feasible trial yet) is accepted when ``ok`` is 3."""
+    out = subprocess.run(
+        tune_argv(exp, state, trials), capture_output=True, text=True, timeout=timeout_s
+    )
+    assert out.returncode in (0, ok), out.stdout + out.stderr
+    return out.stdout
+
+
+def p99_at(
+    lab: Lab, weights: dict[str, int], warmup_s: float = 2.0, window_s: float = 8.0
+) -> float:
+    """Set HAProxy weights, let them act, and read the client-side P99 over the window."""
+    HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}").apply(weights)
+    time.sleep(warmup_s + window_s)
+    value = PrometheusSignals(lab.url("prometheus")).value(P99, window_s)
+    assert value is not None, "no latency data: is the load running?"
+    return value
+
+
+def store_trials(state: Path, name: str) -> list[Any]:
+    store = TrialStore(state / "trials.db")
+    try:
+        return store.trials(name)
+    finally:
+        store.close()
+
+
+def test_tuner_lowers_p99_through_haproxy_weights(lab: Lab, tmp_path: Path) -> None:
+    admin = HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}")
+    admin.apply(EQUAL)
+    start_load(lab, "haproxy")
+    exp = experiment(
+        lab, "lab-haproxy-weights.yaml", tmp_path, warmup="1s", window="5s", check_interval="5s"
+    )
+    output = tune(exp, tmp_path / "state", trials=5)
+    trials = store_trials(tmp_path / "state", "lab-haproxy-weights")
+    done = [t for t in trials if t.state == "done"]
+    assert done, output
+    best = min(done, key=lambda t: t.objective)
+    tuned = {f"llm/r{i}": int(best.params[f"weight_r{i}"]) for i in range(3)}
+    assert admin.read(list(TARGETS)) == tuned, "the best configuration is left applied"
+    equal_p99 = p99_at(lab, EQUAL)
+    tuned_p99 = p99_at(lab, tuned)
+    assert tuned_p99 < 0.75 * equal_p99, (equal_p99, tuned_p99, output)
+
+
+def test_tuner_lowers_p99_through_nginx_reloads(lab: Lab, tmp_path: Path) -> None:
+    upstream = lab.dir / "nginx" / "upstream.conf"
+    start_load(lab, "nginx")
+    exp = experiment(
+        lab, "lab-nginx-weights.yaml", tmp_path, warmup="1s", window="5s", check_interval="5s"
+    )
+    output = tune(exp, tmp_path / "state", trials=4)
+    trials = store_trials(tmp_path / "state", "lab-nginx-weights")
+    first, done = trials[0], [t for t in trials if t.state == "done"]
+    assert first.params == {"weight_r0": 16, "weight_r1": 16, "weight_r2": 16}
+    best = min(done, key=lambda t: t.objective)
+    text = upstream.read_text()
+    for i in range(3):  # the upstream file nginx runs from holds the best weights
+        assert f"weight={best.params[f'weight_r{i}']};  # r{i}" in text
+    assert first.state in ("done", "infeasible"), output
+    if first.state == "done":
+        assert best.objective < 0.75 * first.objective, output
+
+
+def test_slo_breach_mid_trial_rolls_back_within_one_check(lab: Lab, tmp_path: Path) -> None:
+    admin = HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}")
+    admin.apply(EQUAL)
+    start_load(lab, "haproxy")
+    exp = experiment(
+        lab, "lab-haproxy-weights.yaml", tmp_path, warmup="1s", window="9s", check_interval="3s"
+    )
+    data = yaml.safe_load(exp.read_text())
+    data["constraints"].append({"name": "ttft", "signal": "p99_ttft_seconds", "max": 1.0})
+    exp.write_text(yaml.safe_dump(data, sort_keys=False))
+    state = tmp_path / "state"
+    audit = state / "audit.jsonl"
+    proc = subprocess.Popen(
+        tune_argv(exp, state, 3), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        third = wait_for(
+            audit,
+            lambda e: e["action"] == "propose" and e["kind"] == "trial" and e["trial"] >= 3,
+            90,
+        )
+        applied = wait_for(
+            audit, lambda e: e["action"] == "apply" and e["trial"] == third["trial"], 30
+        )
+        incumbent_params = incumbent(state, "lab-haproxy-weights")
+        busiest = max(range(3), key=lambda i: applied["params"][f"weight_r{i}"])
+        time.sleep(1.0)  # the warm-up, during which constraints are not checked
+        slowed_at = time.time()
+        with Throttle(lab.record(f"r{busiest}").pid, run_fraction=0.1):
+            rollback = wait_for(audit, lambda e: e["action"] == "rollback", 30)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert rollback["trial"] == applied["trial"]
+    assert rollback["ts"] - slowed_at <= 3.0 + 2.0, "rolled back within one check interval"
+    assert rollback["to"] == incumbent_params, "back to the incumbent"
+    trial = next(
+        t for t in store_trials(state, "lab-haproxy-weights") if t.number == applied["trial"]
+    )
+    assert trial.state == "infeasible" and trial.feasible is False and trial.rolled_back
+    assert trial.measurements["aborted"] is True
+    assert "SLO breach during window" in (trial.reason or "")
+
+
+def test_sigkill_mid_trial_loses_no_trial(lab: Lab, tmp_path: Path) -> None:
+    admin = HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}")
+    admin.apply(EQUAL)
+    start_load(lab, "haproxy")
+    exp = experiment(
+        lab, "lab-haproxy-weights.yaml", tmp_path, warmup="1s", window="3s", check_interval="3s"
+    )
+    state, name = tmp_path / "state", "lab-haproxy-weights"
+    seed = int(os.environ.get("TUNELOOP_LAB_KILL_SEED", str(time.time_ns() % 10_000)))
+    rng = random.Random(seed)
+    budget, kills = 4, 3
+    for kill in range(kills):
+        proc = subprocess.Popen(
+            tune_argv(exp, state, budget), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(2.0, 9.0))  # imports take ~2 s; a trial takes ~4 s
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        finished = len([t for t in store_trials(state, name) if t.kind == "trial" and t.final])
+        # Resume without new trials: interrupted trials are rolled back to their snapshot.
+        tune(exp, state, trials=min(finished, budget), ok=3)
+        weights = tuple(admin.read(list(TARGETS)).values())
+        assert weights in recorded(state, name), (seed, kill, weights)
+    tune(exp, state, trials=budget)
+    trials = store_trials(state, name)
+    assert not [t for t in trials if t.state in IN_FLIGHT], seed
+    assert [t.number for t in trials] == list(range(1, len(trials) + 1)), seed
+    assert len([t for t in trials if t.kind == "trial" and t.final]) == budget, seed
+    for t in trials:
+        if t.state == "rolled_back":
+            assert "interrupted" in (t.reason or "") or "apply failed" in (t.reason or ""), seed
+    best = min((t for t in trials if t.state == "done"), key=lambda t: t.objective)
+    assert admin.read(list(TARGETS)) == {
+        f"llm/r{i}": best.params[f"weight_r{i}"] for i in range(3)
+    }, seed
+
+
+def recorded(state: Path, name: str) -> set[tuple[int, ...]]:
+    """Every weight assignment the store records: trial params and pre-apply snapshots."""
+    out: set[tuple[int, ...]] = set()
+    store = TrialStore(state / "trials.db")
+    try:
+        snaps = [store.snapshots(name, "initial").get("lb", {})]
+        for t in store.trials(name):
+            out.add(tuple(int(t.params[f"weight_r{i}"]) for i in range(3)))
+            snaps.append(t.snapshot.get("lb", {}))
+    finally:
+        store.close()
+    for snap in snaps:
+        if snap:
+            out.add(tuple(int(snap[target]) for target in TARGETS))
+    return out
+
+
+def incumbent(state: Path, name: str) -> dict[str, Any]:
+    store = TrialStore(state / "trials.db")
+    try:
+        inc = store.incumbent(name)
+    finally:
+        store.close()
+    assert inc is not None, "an incumbent exists before the breach"
+    return dict(inc[0].params)
+
+
+def wait_for(audit: Path, match: Any, timeout_s: float) -> dict[str, Any]:
+    """The first audit entry matching ``match``, polling the JSON-lines file."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if audit.exists():
+            for line in audit.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if match(entry):
+                    return dict(entry)
+        time.sleep(0.1)
+    raise TimeoutError(f"no matching audit entry in {audit} after {timeout_s}s")
