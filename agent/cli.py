@@ -128,12 +128,24 @@ def serve(config: AgentConfig) -> int:
             config.procfs, tuning.journal, tuning.desired, interval, dry_run=tuning.dry_run
         )
         log.info("node tuning follows %s", tuning.desired)
+    iperf3_thread = None
+    if config.bench.iperf3_server:
+        from agent.bench.iperf3_server import Iperf3Server
+
+        server = Iperf3Server(config.bench.iperf3_port)
+        iperf3_thread = threading.Thread(
+            target=server.supervise, args=(stop,), name="iperf3-server", daemon=True
+        )
+        iperf3_thread.start()
+        log.info("iperf3 server kept running on port %d", config.bench.iperf3_port)
     enabled = ", ".join(r.name for r in runners) or "none"
     log.info("serving on %s (port %d); collectors: %s", config.listen, exporter.port, enabled)
     stop.wait()
     log.info("stopping")
     exporter.stop()
     scheduler.stop()
+    if iperf3_thread is not None:
+        iperf3_thread.join(5)  # supervise() stops the server once `stop` is set
     return 0
 
 

@@ -119,20 +119,20 @@ GROUPS = [
             ),
             Alert(
                 name="TuneloopRdmaPortDegradedRate",
-                expr="tuneloop_rdma_port_rate_bits_per_second < max_over_time(tuneloop_rdma_port_rate_bits_per_second[1d]) and tuneloop_rdma_port_up == 1",
+                expr="tuneloop_rdma_port_rate_bytes_per_second < max_over_time(tuneloop_rdma_port_rate_bytes_per_second[1d]) and tuneloop_rdma_port_up == 1",
                 severity="warning",
                 for_="10m",
                 summary="An RDMA port runs below the rate it had in the last day.",
                 description="{{ $labels.device }} port {{ $labels.port }} on {{ $labels.node }} "
-                "runs at {{ $value | humanize }}bit/s, below its rate earlier today.",
+                "runs at {{ $value | humanize }}B/s, below its rate earlier today.",
                 runbook=Runbook(
                     meaning="The port negotiated a lower rate than it had in the last 24 hours: "
                     "fewer lanes or a lower speed, usually a dirty or failing cable or optic.",
                     impact="Less bandwidth between nodes: NCCL collectives and KV transfers slow "
                     "down, and iperf3 results drop.",
                     promql=(
-                        "tuneloop_rdma_port_rate_bits_per_second",
-                        "max_over_time(tuneloop_rdma_port_rate_bits_per_second[1d])",
+                        "tuneloop_rdma_port_rate_bytes_per_second",
+                        "max_over_time(tuneloop_rdma_port_rate_bytes_per_second[1d])",
                         "increase(tuneloop_rdma_port_link_error_recovery_total[1h])",
                         "increase(tuneloop_rdma_port_local_link_integrity_errors_total[1h])",
                     ),
@@ -146,18 +146,18 @@ GROUPS = [
                 fires=Case(
                     series=(
                         (
-                            f"tuneloop_rdma_port_rate_bits_per_second{{{_PORT}}}",
-                            "400000000000x20 200000000000x20",
+                            f"tuneloop_rdma_port_rate_bytes_per_second{{{_PORT}}}",
+                            "50000000000x20 25000000000x20",
                         ),
                         (f"tuneloop_rdma_port_up{{{_PORT}}}", "1x40"),
                     ),
                     eval_time="35m",
                     labels=_PORT_LABELS,
-                    description="mlx5_0 port 1 on n1 runs at 200Gbit/s, below its rate earlier today.",
+                    description="mlx5_0 port 1 on n1 runs at 25GB/s, below its rate earlier today.",
                 ),
                 quiet=Case(
                     series=(
-                        (f"tuneloop_rdma_port_rate_bits_per_second{{{_PORT}}}", "400000000000x40"),
+                        (f"tuneloop_rdma_port_rate_bytes_per_second{{{_PORT}}}", "50000000000x40"),
                         (f"tuneloop_rdma_port_up{{{_PORT}}}", "1x40"),
                     ),
                     eval_time="35m",

@@ -36,7 +36,8 @@ dashboard = make(
                     "Port state and rate",
                     "bps",
                     (
-                        f"tuneloop_rdma_port_rate_bits_per_second{{{S}}} * tuneloop_rdma_port_up{{{S}}}",
+                        f"tuneloop_rdma_port_rate_bytes_per_second{{{S}}} * 8"
+                        f" * tuneloop_rdma_port_up{{{S}}}",
                         P,
                     ),
                 ),

@@ -49,11 +49,11 @@ RDMA_PORT_INFO = gauge(
     "phys_state",
 )
 RDMA_PORT_RATE = gauge(
-    "tuneloop_rdma_port_rate_bits_per_second",
-    "Negotiated link rate of the port.",
+    "tuneloop_rdma_port_rate_bytes_per_second",
+    "Negotiated link rate of the port (a 400 Gb/s link reads 5e10).",
     "device",
     "port",
-    unit="bits_per_second",
+    unit="bytes_per_second",
 )
 RDMA_DEVICE_INFO = gauge(
     "tuneloop_rdma_device_info",
@@ -64,7 +64,7 @@ RDMA_DEVICE_INFO = gauge(
     "board_id",
 )
 RDMA_COUNTER_READ_ERRORS = counter(
-    "tuneloop_rdma_counter_read_errors_total",
+    "tuneloop_rdma_stat_read_errors_total",
     "Port files (counters, state, rate) that could not be read or parsed; the rest still export.",
     "device",
     "port",

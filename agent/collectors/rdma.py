@@ -4,7 +4,7 @@ Design decisions:
 
 - Partial failure stays partial. A counter file that cannot be read, or holds something other
   than an unsigned integer (``N/A (no PMA)`` on some HCAs), is skipped and counted in
-  ``tuneloop_rdma_counter_read_errors_total{device,port}``; the rest of the port and the device
+  ``tuneloop_rdma_stat_read_errors_total{device,port}``; the rest of the port and the device
   still export. (node_exporter drops the whole device on such a file.) An unreadable device
   directory or port list is counted in ``tuneloop_rdma_device_read_errors_total{device}``.
   The error counters start at 0 for every device and port seen, so ``rate()`` works from the
@@ -155,7 +155,7 @@ class RdmaCollector(Collector):
             families[spec.name].add_metric(labels, 1.0 if number == up else 0.0)
         try:
             families[catalog.RDMA_PORT_RATE.name].add_metric(
-                labels, parse_rate(_read(path / "rate"))
+                labels, parse_rate(_read(path / "rate")) / 8
             )
         except (OSError, ValueError) as err:
             self._failed(path / "rate", err, key)

@@ -2,8 +2,8 @@
 
 "Real output" is the exposition of the real collectors run against the repository's fixture
 trees (fake NVML from tests/fixtures/gpu, sysfs/procfs from tests/fixtures/node, the inference
-fixtures over a local HTTP server) and of the tuner's metrics fed a few trials. Metrics of
-collectors that do not exist yet are listed in NOT_YET_COLLECTED and reported, not hidden.
+fixtures over a local HTTP server, benchmark results built from real iperf3 and perf outputs)
+and of the tuner's metrics fed a few trials.
 (The check that every panel returns data from the local lab's Prometheus waits for the lab.)
 """
 
@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent import catalog
+from agent.bench.results import BenchResultsCollector
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.inference import InferenceCollector, InferenceTarget
 from agent.collectors.net import NetCollector
@@ -29,14 +30,13 @@ from agent.nodetune.collector import NodetuneCollector
 from agent.nvml.fake import FakeNvml
 from agent.placement import GpuProcess
 from agent.scheduler import CollectorRunner, Schedule, Scheduler
+from tests.fixtures.bench_results import write_results
 from tuner.generate import alerts, dashboards
 from tuner.generate.promql import metric_names, sample_index, unknown_names
 from tuner.metrics import TunerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-# Exported by parts still being built (agent.bench runs iperf3); checked once they exist.
-NOT_YET_COLLECTED = {"tuneloop_iperf3_throughput_bits_per_second"}
 
 
 def dashboard_exprs() -> list[str]:
@@ -111,6 +111,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
             for name in ("vllm", "sglang", "tgi", "triton")
         ]
         node = FIXTURES / "node"
+        inference = InferenceCollector(targets)
         nvml = FakeNvml.from_file(FIXTURES / "gpu" / "eight_gpus.json")
         nvml.nvmlInit()
         collectors = [
@@ -121,7 +122,8 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
             RdmaCollector(node / "sys"),
             NetCollector(node / "proc"),
             NodetuneCollector(FIXTURES / "nodetune" / "proc", tmp / "journal.json"),
-            InferenceCollector(targets),
+            inference,
+            BenchResultsCollector(write_results(tmp / "bench.jsonl")),
         ]
         runners = [CollectorRunner(c, Schedule(interval=60, deadline=10)) for c in collectors]
         for runner in runners:
@@ -142,7 +144,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     finally:
         server.shutdown()
         server.server_close()
-        collectors[-1].close()  # type: ignore[attr-defined]
+        inference.close()
     return {
         line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"
     }
@@ -152,11 +154,10 @@ def test_every_metric_used_appears_in_the_real_output(exposition: set[str]) -> N
     index = sample_index()
     used = {index[n].name for n in used_metrics()}
     produced = {index[s].name for s in exposition if s in index}
-    missing = used - produced - NOT_YET_COLLECTED
+    missing = used - produced
     assert missing == set(), (
         f"used by dashboards/alerts/runbooks but not exported: {sorted(missing)}"
     )
-    assert not (NOT_YET_COLLECTED & produced), "a collector now exists: drop it from the list"
 
 
 def test_the_catalog_knows_every_sample_the_collectors_export(exposition: set[str]) -> None:

@@ -83,8 +83,8 @@ def test_state_rate_and_link_layer():
     assert m[("tuneloop_rdma_port_up", *P1)] == 0
     assert m[("tuneloop_rdma_port_physical_up", *P1)] == 0
     assert m[("tuneloop_rdma_port_up", *P2)] == 1
-    assert m[("tuneloop_rdma_port_rate_bits_per_second", *P0)] == 200e9
-    assert m[("tuneloop_rdma_port_rate_bits_per_second", *P2)] == 100e9
+    assert m[("tuneloop_rdma_port_rate_bytes_per_second", *P0)] == 200e9 / 8
+    assert m[("tuneloop_rdma_port_rate_bytes_per_second", *P2)] == 100e9 / 8
     info = {k[1:] for k, v in m.items() if k[0] == "tuneloop_rdma_port_info" and v == 1}
     assert info == {
         ("device=mlx5_0", "link_layer=Ethernet", "phys_state=LinkUp", "port=1", "state=ACTIVE"),
@@ -117,7 +117,7 @@ def test_roce_hw_counters():
     assert m[("tuneloop_rdma_cnp_sent_total", *P1)] == 7
     # the InfiniBand HCA has no hw_counters directory: none of those series, and no error
     assert not [k for k in m if k[1:] == P2 and k[0] in {s.name for s in HW_COUNTERS.values()}]
-    assert m[("tuneloop_rdma_counter_read_errors_total", *P2)] == 0
+    assert m[("tuneloop_rdma_stat_read_errors_total", *P2)] == 0
 
 
 def test_na_counter_is_skipped_and_counted_the_rest_exports():
@@ -127,10 +127,10 @@ def test_na_counter_is_skipped_and_counted_the_rest_exports():
     assert m[("tuneloop_rdma_port_symbol_errors_total", *P0)] == 3
     assert m[("tuneloop_rdma_port_transmit_bytes_total", *P1)] == 100
     assert m[("tuneloop_rdma_port_receive_bytes_total", *P1)] == 200
-    assert m[("tuneloop_rdma_counter_read_errors_total", *P1)] == 1
-    assert m[("tuneloop_rdma_counter_read_errors_total", *P0)] == 0
+    assert m[("tuneloop_rdma_stat_read_errors_total", *P1)] == 1
+    assert m[("tuneloop_rdma_stat_read_errors_total", *P0)] == 0
     # a counter: every refresh that meets the bad file adds one
-    assert exported(collector)[("tuneloop_rdma_counter_read_errors_total", *P1)] == 2
+    assert exported(collector)[("tuneloop_rdma_stat_read_errors_total", *P1)] == 2
 
 
 def test_unreadable_files_and_device_are_isolated(sysfs):
@@ -145,12 +145,12 @@ def test_unreadable_files_and_device_are_isolated(sysfs):
         sysfs / "class" / "infiniband" / "mlx5_9",
     )  # device vanished mid-read
     m = exported(RdmaCollector(sysfs))
-    assert m[("tuneloop_rdma_counter_read_errors_total", *P0)] == 3
+    assert m[("tuneloop_rdma_stat_read_errors_total", *P0)] == 3
     assert m[("tuneloop_rdma_device_read_errors_total", "device=mlx5_9")] == 1
     assert m[("tuneloop_rdma_device_read_errors_total", "device=mlx5_0")] == 0
     assert ("tuneloop_rdma_port_receive_errors_total", *P0) not in m
     assert ("tuneloop_rdma_out_of_buffer_total", *P0) not in m
-    assert ("tuneloop_rdma_port_rate_bits_per_second", *P0) not in m
+    assert ("tuneloop_rdma_port_rate_bytes_per_second", *P0) not in m
     # everything else about the same port is still there
     assert m[("tuneloop_rdma_port_up", *P0)] == 1
     assert m[("tuneloop_rdma_cnp_sent_total", *P0)] == 1234
@@ -184,8 +184,8 @@ def test_big_node_exports_every_counter_of_eight_ports(tmp_path):
     files = [f for f in (*PORT_COUNTER_FILES, *HW_COUNTER_FILES) if f in tables]
     for device in big.rdma_devices:
         port = (f"device={device}", "port=1")
-        assert m[("tuneloop_rdma_port_rate_bits_per_second", *port)] == 400e9
-        assert m[("tuneloop_rdma_counter_read_errors_total", *port)] == 0
+        assert m[("tuneloop_rdma_port_rate_bytes_per_second", *port)] == 400e9 / 8
+        assert m[("tuneloop_rdma_stat_read_errors_total", *port)] == 0
         for name in files:
             assert (tables[name].name, *port) in m, name
     assert len(big.rdma_devices) == 8

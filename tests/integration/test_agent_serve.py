@@ -1,0 +1,159 @@
+"""The agent as users run it: a process serving /metrics from fixture trees, checked by promtool."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from agent.cli import build_parser, config_from_args, scrape_once
+from tests.fixtures.bench_results import write_results
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+GOLDEN = FIXTURES / "agent" / "golden.prom"
+# Values that depend on the clock or the process, not on the node: left out of the golden file.
+VOLATILE = re.compile(
+    r"^(tuneloop_agent_process_|tuneloop_collector_duration_seconds|"
+    r"tuneloop_collector_last_success_timestamp_seconds|tuneloop_inference_scrape_duration_seconds|"
+    r"tuneloop_gpu_xid_last_seen_timestamp_seconds)"
+)
+# promtool's lint wants base unit bytes; iperf3's throughput is in bits by the metric contract
+# (shared/ARCHITECTURE.md), and its receive-side sibling follows it. Nothing else is excused.
+CONTRACT_UNIT_EXCEPTIONS = {
+    'tuneloop_iperf3_throughput_bits_per_second use base unit "bytes" instead of "bits"',
+    'tuneloop_iperf3_receive_throughput_bits_per_second use base unit "bytes" instead of "bits"',
+}
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def inference_server():
+    handler = partial(QuietHandler, directory=str(FIXTURES / "inference"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def agent_flags(base_url: str, tmp_path: Path) -> list[str]:
+    write_results(tmp_path / "bench.jsonl")  # the state dir's results file
+    return [
+        "--sysfs",
+        str(FIXTURES / "node" / "sys"),
+        "--procfs",
+        str(FIXTURES / "node" / "proc"),
+        "--state-dir",
+        str(tmp_path),
+        "--gpu-backend",
+        "fake",
+        "--fake-gpus",
+        str(FIXTURES / "gpu" / "two_gpus.json"),
+        "--collectors",
+        "gpu,numa,rdma,net,inference,bench",
+        "--inference-target",
+        f"vllm-0={base_url}/vllm.metrics",
+        "--inference-target",
+        f"tgi-0={base_url}/tgi.metrics",
+    ]
+
+
+def stable_lines(text: str) -> list[str]:
+    return sorted(
+        line
+        for line in text.splitlines()
+        if line and not line.startswith("#") and not VOLATILE.match(line)
+    )
+
+
+def test_scrape_matches_the_golden_exposition(inference_server, tmp_path):
+    args = build_parser().parse_args(["scrape", *agent_flags(inference_server, tmp_path)])
+    text = scrape_once(config_from_args(args)).replace(inference_server, "http://INFERENCE")
+    lines = stable_lines(text)
+    if os.environ.get("TUNELOOP_UPDATE_GOLDEN"):
+        GOLDEN.write_text("\n".join(lines) + "\n")
+    assert lines == GOLDEN.read_text().splitlines()
+
+
+def test_serve_exports_every_collector_and_passes_promtool(inference_server, tmp_path):
+    port_file = tmp_path / "port"
+    with socket_port() as port:
+        port_file.write_text(str(port))
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--interval",
+        "numa=1",
+        *agent_flags(inference_server, tmp_path),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the agent did not become ready")
+        # NUMA placement reads the gpu collector's last snapshot: the first numa pass may run
+        # before the first gpu pass ends, so wait (bounded) for a pass that follows one.
+        while True:
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+                text = response.read().decode()
+            if "tuneloop_gpu_process_cross_numa{" in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0].decode()
+    assert proc.returncode == 0, output
+    for collector in ("gpu", "numa", "rdma", "net", "inference", "bench"):
+        assert f'tuneloop_collector_success{{collector="{collector}"}} 1.0' in text, collector
+    assert "tuneloop_gpu_process_cross_numa{" in text
+    assert "tuneloop_inference_requests_waiting{" in text
+    assert 'tuneloop_iperf3_throughput_bits_per_second{peer="10.0.0.2"}' in text
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    findings = {line for line in (check.stdout + check.stderr).splitlines() if line.strip()}
+    assert findings <= CONTRACT_UNIT_EXCEPTIONS, findings
+    assert check.returncode in (0, 3)  # 3: lint findings only, all of them excused above
+
+
+class socket_port:
+    """A free loopback port (closed again before the agent binds it)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        return int(self._sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
