@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import generate_latest
-
 from agent.assemble import build_runners
 from agent.config import COLLECTORS, AgentConfig, load_config
-from agent.exporter import Exporter, build_registry, make_app
+from agent.exporter import Exporter, build_exposition, make_app
 from agent.scheduler import Scheduler
 from agent.validation import ConfigError
 
@@ -112,8 +110,8 @@ def serve(config: AgentConfig) -> int:
     _setup_logging(config.log_level)
     runners = build_runners(config)
     scheduler = Scheduler(runners)
-    registry = build_registry([r.collector for r in runners], scheduler)
-    exporter = Exporter(make_app(registry, scheduler.ready), config.listen)
+    exposition = build_exposition([r.collector for r in runners], scheduler)
+    exporter = Exporter(make_app(exposition, scheduler.ready), config.listen)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -155,8 +153,7 @@ def scrape_once(config: AgentConfig) -> str:
     for runner in runners:
         runner.run_once()
     scheduler = Scheduler(runners)
-    registry = build_registry([r.collector for r in runners], scheduler)
-    return generate_latest(registry).decode()
+    return build_exposition([r.collector for r in runners], scheduler).render().decode()
 
 
 def build_parser() -> argparse.ArgumentParser:

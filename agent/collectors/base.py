@@ -34,6 +34,7 @@ class Collector(ABC):
 
     def __init__(self) -> None:
         self._snapshot: tuple[Metric, ...] = ()
+        self._version = 0  # bumped whenever the snapshot changes
         self._lock = threading.Lock()
 
     @abstractmethod
@@ -45,17 +46,23 @@ class Collector(ABC):
         families = tuple(self.scrape())
         with self._lock:
             self._snapshot = families
+            self._version += 1
 
     def clear(self) -> None:
         """Drop the snapshot (after a failed or overrun refresh)."""
         with self._lock:
-            self._snapshot = ()
+            if self._snapshot:
+                self._snapshot = ()
+                self._version += 1
+
+    def snapshot(self) -> tuple[int, tuple[Metric, ...]]:
+        """The snapshot and its version, which changes whenever the snapshot does."""
+        with self._lock:
+            return self._version, self._snapshot
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families of the last successful refresh."""
-        with self._lock:
-            snapshot = self._snapshot
-        yield from snapshot
+        yield from self.snapshot()[1]
 
     def describe(self) -> list[Metric]:
         """Nothing up front: registration must not trigger a collection."""

@@ -44,9 +44,12 @@ class DeferredCollector(Collector, Generic[C]):
         if self._inner is not None:
             self._inner.clear()
 
+    def snapshot(self) -> tuple[int, tuple[Metric, ...]]:
+        inner = self._inner
+        return inner.snapshot() if inner is not None else (0, ())
+
     def collect(self) -> Iterator[Metric]:
-        if self._inner is not None:
-            yield from self._inner.collect()
+        yield from self.snapshot()[1]
 
     def _built(self) -> C:
         with self._build_lock:

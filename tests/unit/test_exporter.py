@@ -3,7 +3,7 @@ import urllib.request
 
 import pytest
 
-from agent.exporter import Exporter, build_registry, make_app, parse_listen
+from agent.exporter import Exporter, build_exposition, make_app, parse_listen
 from agent.scheduler import CollectorRunner, Schedule, Scheduler
 from tests.unit.test_scheduler import Failing, Steady
 
@@ -13,8 +13,8 @@ def served():
     steady, failing = Steady(), Failing()
     runners = [CollectorRunner(steady, Schedule(5, 1)), CollectorRunner(failing, Schedule(5, 1))]
     scheduler = Scheduler(runners)
-    registry = build_registry([steady, failing], scheduler)
-    exporter = Exporter(make_app(registry, scheduler.ready), "127.0.0.1:0")
+    exposition = build_exposition([steady, failing], scheduler)
+    exporter = Exporter(make_app(exposition, scheduler.ready), "127.0.0.1:0")
     exporter.start()
     yield f"http://127.0.0.1:{exporter.port}", runners
     exporter.stop()
@@ -70,3 +70,19 @@ def test_parse_listen(listen, expected):
 def test_parse_listen_rejects(bad):
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_listen(bad)
+
+
+def test_snapshots_are_rendered_once_per_change():
+    steady = Steady()
+    runner = CollectorRunner(steady, Schedule(5, 1))
+    exposition = build_exposition([steady], Scheduler([runner]))
+    runner.run_once()
+    first = exposition.render()
+    assert b'tuneloop_test_value{k="a"} 1.0' in first
+    cached = exposition._cache[0][1]
+    exposition.render()
+    assert exposition._cache[0][1] is cached  # no new rendering without a new snapshot
+    runner.run_once()
+    assert b'tuneloop_test_value{k="a"} 2.0' in exposition.render()
+    steady.clear()
+    assert b"tuneloop_test_value" not in exposition.render()
