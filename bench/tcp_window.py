@@ -20,7 +20,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from agent.bench.iperf3 import Iperf3Server, run_client
+from agent.bench.iperf3 import run_client
+from agent.bench.iperf3_server import Iperf3Server
 from agent.netlab import netns
 from agent.netlab.link import DelayedLink
 from agent.nodetune.desired import parse_desired

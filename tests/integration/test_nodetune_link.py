@@ -40,7 +40,8 @@ def link() -> Iterator[DelayedLink]:
 
 
 def throughput(link: DelayedLink) -> float:
-    from agent.bench.iperf3 import Iperf3Server, run_client
+    from agent.bench.iperf3 import run_client
+    from agent.bench.iperf3_server import Iperf3Server
 
     with Iperf3Server(PORT, bind=link.addr_b, netns=link.b):
         result = run_client(link.addr_b, PORT, duration_s=2, netns=link.a, timeout_s=20)
