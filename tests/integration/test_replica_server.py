@@ -75,3 +75,29 @@ def test_models_metrics_and_errors(base: str) -> None:
     assert count == [1.0]
     e2e = fams["vllm:e2e_request_latency_seconds"]
     assert [s.value for s in e2e.samples if s.name.endswith("_count")] == [1.0]
+
+
+def _engine_state(base: str) -> dict[str, float]:
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            reason = sample.labels.get("finished_reason")
+            key = f"{sample.name}:{reason}" if reason else sample.name
+            found[key] = sample.value
+    return found
+
+
+def test_a_client_that_gives_up_aborts_its_request(base: str) -> None:
+    # A long request whose client times out: the engine must drop it, not keep generating.
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(
+            f"{base}/v1/completions", json={"prompt": "x" * 40, "max_tokens": 100000}, timeout=0.5
+        )
+    deadline = time.monotonic() + 5
+    state = _engine_state(base)
+    while time.monotonic() < deadline and state.get("vllm:num_requests_running", 1) != 0:
+        time.sleep(0.1)
+        state = _engine_state(base)
+    assert state["vllm:num_requests_running"] == 0
+    assert state["vllm:request_success_total:abort"] == 1

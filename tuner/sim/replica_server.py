@@ -7,12 +7,19 @@ responses are server-sent events, one chunk per token, ending with ``data: [DONE
 exposes vLLM's names (``vllm:num_requests_waiting``, ``vllm:num_requests_running``,
 ``vllm:kv_cache_usage_perc``, TTFT and end-to-end histograms) so the agent's inference collector
 and Prometheus see it as vLLM. Prompt length is estimated as one token per 4 characters.
+
+A client that goes away (a load generator's timeout, a closed stream) aborts its request, as vLLM
+does: the engine drops it at the next step, so an overload in one measurement window does not
+carry its backlog into the next. Aborts are counted in ``vllm:request_success_total`` with
+``finished_reason="abort"``.
 """
 
 from __future__ import annotations
 
 import json
 import queue
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tuner.sim.profiles import GpuProfile
@@ -36,6 +43,7 @@ class Job:
     max_tokens: int
     arrived: float = field(default_factory=time.monotonic)
     generated: int = 0
+    aborted: bool = False
     out: queue.Queue[int | None] = field(default_factory=queue.Queue)
 
 
@@ -71,6 +79,12 @@ class Engine:
         self.h_e2e = Histogram(
             "vllm:e2e_request_latency_seconds", "E2E.", lbl, buckets=BUCKETS, registry=self.registry
         )
+        self.c_finished = Counter(
+            "vllm:request_success",
+            "Finished requests by reason.",
+            ["model_name", "finished_reason"],
+            registry=self.registry,
+        )
         self.thread = threading.Thread(target=self._loop, name="replica-engine", daemon=True)
 
     def submit(self, job: Job) -> None:
@@ -78,6 +92,13 @@ class Engine:
         with self.cond:
             self.waiting.append(job)
             self.cond.notify()
+
+    def abort(self, job: Job) -> None:
+        """The client went away: drop the request at the next step."""
+        with self.cond:
+            if not job.aborted:
+                job.aborted = True
+                self.c_finished.labels(self.model, "abort").inc()
 
     def _kv(self) -> int:
         return sum(j.prompt_tokens + j.generated for j in self.running)
@@ -101,6 +122,9 @@ class Engine:
                 prefill = 0
                 while self.waiting and len(self.running) < self.batch_limit:
                     job = self.waiting[0]
+                    if job.aborted:
+                        self.waiting.popleft()
+                        continue
                     if job.prompt_tokens + 1 > cap:
                         self.waiting.popleft()
                         job.out.put(None)
@@ -117,6 +141,9 @@ class Engine:
             now = time.monotonic()
             with self.cond:
                 for job in batch:
+                    if job.aborted:
+                        self.running.remove(job)
+                        continue
                     job.generated += 1
                     if job.generated == 1:
                         self.h_ttft.labels(self.model).observe(now - job.arrived)
@@ -124,6 +151,7 @@ class Engine:
                     if job.generated >= job.max_tokens:
                         self.running.remove(job)
                         self.h_e2e.labels(self.model).observe(now - job.arrived)
+                        self.c_finished.labels(self.model, "length").inc()
                         job.out.put(None)
 
     def stop(self) -> None:
@@ -136,6 +164,7 @@ class Engine:
 def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
+        _checked_at = 0.0  # when the client's socket was last polled for a close
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return
@@ -146,6 +175,28 @@ def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _client_gone(self) -> bool:
+            """True once the client closed its side (EOF readable without a request)."""
+            try:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+
+        def _next_token(self, job: Job) -> int | None:
+            """The next token, or None at the end or once the client has gone (then aborted)."""
+            while True:
+                now = time.monotonic()
+                if now - self._checked_at >= 0.2:  # a cheap poll, a few times a second
+                    self._checked_at = now
+                    if self._client_gone():
+                        engine.abort(job)
+                        return None
+                try:
+                    return job.out.get(timeout=0.2)
+                except queue.Empty:
+                    continue
 
         def _error(self, code: int, message: str) -> None:
             err = {"error": {"message": message, "type": "invalid_request_error"}}
@@ -193,7 +244,7 @@ def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
             tokens: list[str] = []
-            while (tok := job.out.get()) is not None:
+            while (tok := self._next_token(job)) is not None:
                 text = f" tok{tok}"
                 tokens.append(text)
                 if stream:
@@ -203,8 +254,14 @@ def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
                         "model": engine.model,
                         "choices": [{"index": 0, "text": text, "finish_reason": None}],
                     }
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
+                    try:
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    except OSError:  # the client closed the stream
+                        engine.abort(job)
+                        return
+            if job.aborted:
+                return
             usage = {
                 "prompt_tokens": job.prompt_tokens,
                 "completion_tokens": job.generated,
