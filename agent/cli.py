@@ -136,6 +136,21 @@ def serve(config: AgentConfig) -> int:
         )
         iperf3_thread.start()
         log.info("iperf3 server kept running on port %d", config.bench.iperf3_port)
+    if config.bench.fabric_schedule is not None and config.bench.fabric_host is not None:
+        from agent.bench.background import start_fabric_check
+
+        try:
+            start_fabric_check(
+                config.bench.fabric_schedule, config.bench.fabric_host, config.bench.results, stop
+            )
+        except ValueError as exc:  # a broken schedule must not stop the metrics
+            log.error("fabric check not started: %s", exc)
+        else:
+            log.info(
+                "fabric check: slots of %s from %s",
+                config.bench.fabric_host,
+                config.bench.fabric_schedule,
+            )
     enabled = ", ".join(r.name for r in runners) or "none"
     log.info("serving on %s (port %d); collectors: %s", config.listen, exporter.port, enabled)
     stop.wait()

@@ -70,6 +70,8 @@ class BenchSettings:
     results: Path
     iperf3_server: bool = False
     iperf3_port: int = 5201
+    fabric_schedule: Path | None = None  # run this node's slots of a fabric-check schedule
+    fabric_host: str | None = None  # this node's name in the schedule (default NODE_NAME)
 
 
 @dataclass(frozen=True)
@@ -233,11 +235,20 @@ def _inference(raw: Any) -> InferenceSettings:
 
 def _bench(raw: Any, state_dir: Path) -> BenchSettings:
     raw = v.mapping(raw, "bench")
-    v.no_unknown_keys(raw, "bench", {"results", "iperf3_server", "iperf3_port"})
+    v.no_unknown_keys(
+        raw,
+        "bench",
+        {"results", "iperf3_server", "iperf3_port", "fabric_schedule", "fabric_host"},
+    )
     results = Path(v.string(raw.get("results", str(state_dir / "bench.jsonl")), "bench.results"))
     server = v.boolean(raw.get("iperf3_server", False), "bench.iperf3_server")
     port = v.integer(raw.get("iperf3_port", 5201), "bench.iperf3_port", minimum=1, maximum=65535)
-    return BenchSettings(results, server, port)
+    schedule = _optional_path(raw.get("fabric_schedule"), "bench.fabric_schedule")
+    host_raw = raw.get("fabric_host", os.environ.get("NODE_NAME"))
+    host = None if host_raw is None else v.string(host_raw, "bench.fabric_host")
+    if schedule is not None and host is None:
+        v.fail("bench.fabric_host", "required with bench.fabric_schedule (or set NODE_NAME)")
+    return BenchSettings(results, server, port, schedule, host)
 
 
 def _nodetune(raw: Any, state_dir: Path) -> NodeTuneSettings:

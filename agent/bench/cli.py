@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.bench.background import store_outcome
 from agent.bench.fabric import FabricRunner, FabricSchedule, SlotOutcome, make_schedule
 from agent.bench.iperf3 import Iperf3Error, Iperf3Result, run_client, split_peer
 from agent.bench.perf import DEFAULT_EVENTS, PerfResult, run_perf_stat
@@ -148,13 +149,11 @@ def cmd_fabric_run(args: argparse.Namespace) -> int:
 
     def record(outcome: SlotOutcome) -> None:
         nonlocal failed
+        store_outcome(store, outcome)
         if outcome.result is not None:
-            store.append(iperf3_record(outcome.result))
             line: dict[str, Any] = {"slot": outcome.slot.index, **outcome.result.to_json()}
         elif outcome.error is not None:
             failed += 1
-            host, port = split_peer(outcome.slot.server)
-            store.append(iperf3_error_record(host, port, outcome.error))
             line = {
                 "slot": outcome.slot.index,
                 "peer": outcome.slot.server,

@@ -208,3 +208,33 @@ def test_cli_fabric_run_runs_my_slots(tmp_path, capsys):
     assert [(x["slot"], x["port"]) for x in lines] == [(0, b.port)]  # my only client slot
     assert lines[0]["throughput_bps"] > 0
     assert [r["port"] for r in ResultsStore(results).read()] == [b.port]
+
+
+def test_agent_runs_its_fabric_slots_in_the_background(tmp_path):
+    from agent.bench.background import start_fabric_check
+
+    with (
+        Iperf3Server(port=free_port(), bind="127.0.0.1") as a,
+        Iperf3Server(port=free_port(), bind="127.0.0.1") as b,
+    ):
+        hosts = [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]
+        sched_file = tmp_path / "schedule.json"
+        make_schedule(hosts, start_at=time.time(), duration_s=1, jitter_s=0.2).dump(sched_file)
+        results = tmp_path / "bench.jsonl"
+        stop = threading.Event()
+        thread = start_fabric_check(sched_file, hosts[1], results, stop)
+        thread.join(timeout=30)  # a one-shot schedule: the thread ends after its cycle
+        stop.set()
+    assert not thread.is_alive()
+    records = ResultsStore(results).read()
+    assert [r["port"] for r in records] == [a.port]  # host b's client slot tests host a
+    assert records[0]["throughput_bps"] > 0
+
+
+def test_a_broken_schedule_is_an_error_naming_the_file(tmp_path):
+    from agent.bench.background import start_fabric_check
+
+    bad = tmp_path / "schedule.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"schedule\.json: cannot read schedule"):
+        start_fabric_check(bad, "h1", tmp_path / "bench.jsonl", threading.Event())

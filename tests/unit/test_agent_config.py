@@ -86,3 +86,12 @@ def test_unreadable_or_bad_yaml_names_the_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_fabric_check_needs_a_host_name(monkeypatch, tmp_path):
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    with pytest.raises(ConfigError, match=r"bench\.fabric_host: required"):
+        parse_config({"bench": {"fabric_schedule": str(tmp_path / "s.json")}})
+    monkeypatch.setenv("NODE_NAME", "gpu-7")
+    config = parse_config({"bench": {"fabric_schedule": str(tmp_path / "s.json")}})
+    assert config.bench.fabric_host == "gpu-7"
