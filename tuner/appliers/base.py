@@ -60,3 +60,44 @@ class Applier(ABC):
         """Restore a snapshot and verify it took."""
         self.apply(snapshot)
         self.verify(snapshot)
+
+
+def as_text(value: Any, kind: str, what: str) -> str | None:
+    """A value as the text an object stores (``None`` stays None: unset)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ApplierError(f"{kind}: value must be {what}, got {value!r}")
+    return str(value)
+
+
+class TextApplier(Applier):
+    """An applier whose targets hold text that may be unset (env vars, ConfigMap keys).
+
+    Subclasses implement ``_values``; an unset target reads as ``""`` and snapshots as ``None``,
+    so rolling back removes what the tuner added. ``value_kind`` words the type error.
+    """
+
+    value_kind = "a number or string"
+
+    @abstractmethod
+    def _values(self, targets: list[str]) -> dict[str, str | None]:
+        """Each target's text, or None when unset."""
+
+    def text(self, value: Any) -> str | None:
+        """A desired value as the stored text (an error names this applier)."""
+        return as_text(value, self.kind, self.value_kind)
+
+    def read(self, targets: list[str]) -> dict[str, Value]:
+        """Current values; an unset target reads as ``""``."""
+        return {t: "" if v is None else v for t, v in self._values(targets).items()}
+
+    def snapshot(self, targets: list[str]) -> dict[str, Any]:
+        return dict(self._values(targets))
+
+    def verify(self, desired: Mapping[str, Value]) -> None:
+        current = self._values(list(desired))
+        wrong = {t: (v, current[t]) for t, v in desired.items() if self.text(v) != current[t]}
+        if wrong:
+            detail = ", ".join(f"{t}: wanted {w!r}, found {f!r}" for t, (w, f) in wrong.items())
+            raise VerifyError(f"{self.kind}: read-back differs: {detail}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tuner.appliers.base import Applier, ApplierError, KnobClass, Value, VerifyError
+from tuner.appliers.base import ApplierError, KnobClass, TextApplier
 from tuner.kube.client import Conflict, KubeClient, KubeError, NotFound, Obj
 from tuner.kube.ops import split, update_with_retry
 
@@ -45,18 +45,11 @@ def load(configmap: Obj, data_key: str, where: str) -> dict[str, Any]:
     return {"generation": generation, "sysctls": dict(state.get("sysctls") or {})}
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ApplierError(f"k8s-configmap: value must be a sysctl string, got {value!r}")
-    return str(value)
-
-
-class KubeConfigMapApplier(Applier):
+class KubeConfigMapApplier(TextApplier):
     """Desired sysctls in node-tuning ConfigMaps."""
 
     kind = "k8s-configmap"
+    value_kind = "a sysctl string"
     knob_class = KnobClass.COLD
 
     def __init__(self, client: KubeClient, *, data_key: str = DATA_KEY, retries: int = 5) -> None:
@@ -84,20 +77,6 @@ class KubeConfigMapApplier(Applier):
             out[target] = None if value is None else str(value)
         return out
 
-    def read(self, targets: list[str]) -> dict[str, Value]:
-        """Desired values; a key not set reads as ``""``."""
-        return {t: "" if v is None else v for t, v in self._values(targets).items()}
-
-    def snapshot(self, targets: list[str]) -> dict[str, Any]:
-        return dict(self._values(targets))
-
-    def verify(self, desired: Mapping[str, Value]) -> None:
-        current = self._values(list(desired))
-        wrong = {t: (v, current[t]) for t, v in desired.items() if _text(v) != current[t]}
-        if wrong:
-            detail = ", ".join(f"{t}: wanted {w!r}, found {f!r}" for t, (w, f) in wrong.items())
-            raise VerifyError(f"k8s-configmap: read-back differs: {detail}")
-
     def rollback(self, snapshot: Mapping[str, Any]) -> None:
         self.apply(snapshot)
         self.verify({t: "" if v is None else v for t, v in snapshot.items() if v is not None})
@@ -106,7 +85,7 @@ class KubeConfigMapApplier(Applier):
         groups: dict[tuple[str, str], dict[str, str | None]] = {}
         for target, value in desired.items():
             namespace, name, key = _split(target)
-            groups.setdefault((namespace, name), {})[key] = _text(value)
+            groups.setdefault((namespace, name), {})[key] = self.text(value)
         for (namespace, name), changes in groups.items():
             where = f"{namespace}/{name}"
 

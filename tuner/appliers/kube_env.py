@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from tuner.appliers.base import Applier, ApplierError, KnobClass, Value, VerifyError
+from tuner.appliers.base import ApplierError, KnobClass, TextApplier, VerifyError
 from tuner.clock import Clock, RealClock
 from tuner.kube.client import KubeClient, KubeError, Obj
 from tuner.kube.ops import rollout_done, split, update_with_retry, wait_for_rollout
@@ -81,18 +81,11 @@ def set_value(container: dict[str, Any], key: str, value: str | None) -> None:
     container["env"] = envs
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ApplierError(f"k8s-env: value must be a number or string, got {value!r}")
-    return str(value)
-
-
-class KubeEnvApplier(Applier):
+class KubeEnvApplier(TextApplier):
     """Env vars and flags of containers in Deployments, applied by a rolling update."""
 
     kind = "k8s-env"
+    value_kind = "a number or string"
     knob_class = KnobClass.COLD
 
     def __init__(
@@ -121,25 +114,13 @@ class KubeEnvApplier(Applier):
             out[target] = get_value(_container(deployment, container, target), key, target)
         return out
 
-    def read(self, targets: list[str]) -> dict[str, Value]:
-        """Current values; an unset variable or flag reads as ``""``."""
-        return {t: "" if v is None else v for t, v in self._values(targets).items()}
-
-    def snapshot(self, targets: list[str]) -> dict[str, Any]:
-        return dict(self._values(targets))
-
-    def verify(self, desired: Mapping[str, Value]) -> None:
-        current = self._values(list(desired))
-        wrong = {t: (v, current[t]) for t, v in desired.items() if _text(v) != current[t]}
-        if wrong:
-            detail = ", ".join(f"{t}: wanted {w!r}, found {f!r}" for t, (w, f) in wrong.items())
-            raise VerifyError(f"k8s-env: read-back differs: {detail}")
-
     def apply(self, desired: Mapping[str, Any]) -> None:
         by_deployment: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
         for target, value in desired.items():
             namespace, name, container, key = _split(target)
-            by_deployment.setdefault((namespace, name), []).append((container, key, _text(value)))
+            by_deployment.setdefault((namespace, name), []).append(
+                (container, key, self.text(value))
+            )
         for (namespace, name), changes in by_deployment.items():
 
             def mutate(
@@ -173,7 +154,7 @@ class KubeEnvApplier(Applier):
     def rollback(self, snapshot: Mapping[str, Any]) -> None:
         self.apply(snapshot)
         current = self._values(list(snapshot))
-        if any(current[t] != _text(v) for t, v in snapshot.items()):
+        if any(current[t] != self.text(v) for t, v in snapshot.items()):
             raise VerifyError(f"k8s-env: rollback did not restore {dict(snapshot)!r}: {current!r}")
 
 
