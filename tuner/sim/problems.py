@@ -7,6 +7,13 @@ workload (common random numbers), so the same (params, seed) always gives the sa
 grid oracle can find the optimum of exactly the function the strategies see. Objectives that
 trade latency against capacity add a price per GPU-hour (documented per problem), since more
 replicas always lower latency and a tuner must be told what capacity is worth.
+
+Knobs may carry the domain hints an experiment file gives (``bdp`` for TCP buffers, ``capacity``
+for balancer weights: the replica's relative decode speed, what a capacity signal would show);
+the tuner turns them into initial points, the other strategies ignore them. Balancer weights are
+integers, as HAProxy and nginx take them. Grid levels are chosen so the oracle stays affordable
+(about 2,000 points per problem at most); the benchmark takes as optimum the better of the grid's
+best and the best feasible value any strategy found, so a coarse grid cannot inflate regret.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ class Knob:
     choices: tuple[str, ...] = ()
     log: bool = False
     grid: tuple[Value, ...] = ()  # the oracle's levels
+    bdp: tuple[float, float] | None = None  # (bits/s, RTT s): a TCP buffer's domain hint
+    capacity: float | None = None  # a balancer weight's domain hint: the replica's capacity
 
     def levels(self) -> tuple[Value, ...]:
         """Values the grid oracle tries."""
@@ -209,6 +218,7 @@ def _full_score(p: Mapping[str, Value], m: Metrics) -> tuple[float | None, bool]
 
 
 BAL = Knob("balancer", "cat", choices=("least_conn", "wrr"))
+WEIGHT_LEVELS: tuple[Value, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)
 PROBLEMS: dict[str, Problem] = {
     p.name: p
     for p in (
@@ -222,14 +232,14 @@ PROBLEMS: dict[str, Problem] = {
         ),
         Problem(
             "weights",
-            "WRR weights on H100 + A100 + L40S; min p99 e2e, errors <= 1%",
+            "integer WRR weights on H100 + A100 + L40S; min p99 e2e, errors <= 1%",
             tuple(
-                Knob(n, "real", 0.05, 1.0, grid=tuple(np.round(np.linspace(0.05, 1.0, 11), 3)))
-                for n in ("w_h100", "w_a100", "w_l40s")
+                Knob(n, "int", 1, 16, grid=WEIGHT_LEVELS, capacity=profile(gpu).speed)
+                for n, gpu in (("w_h100", "H100"), ("w_a100", "A100-80GB"), ("w_l40s", "L40S"))
             ),
             _weights_build,
             _weights_score,
-            {"w_h100": 1.0, "w_a100": 1.0, "w_l40s": 1.0},
+            {"w_h100": 8, "w_a100": 8, "w_l40s": 8},
         ),
         Problem(
             "capacity",
@@ -255,6 +265,7 @@ PROBLEMS: dict[str, Problem] = {
                     64 * 1024 * KIB,
                     log=True,
                     grid=_log_levels(64 * KIB, 64 * 1024 * KIB, 31, False),
+                    bdp=(1e9, 0.02),
                 ),
                 Knob("replicas", "int", 1, 4),
                 BAL,
@@ -268,16 +279,17 @@ PROBLEMS: dict[str, Problem] = {
             "6 knobs on an H100 + second-GPU fleet; min p99 e2e + price, TTFT and error SLOs",
             (
                 Knob("replicas", "int", 2, 6),
-                Knob("batch_limit", "int", 16, 512, log=True, grid=_log_levels(16, 512, 6, True)),
+                Knob("batch_limit", "int", 16, 512, log=True, grid=_log_levels(16, 512, 5, True)),
                 Knob(
                     "tcp_window",
                     "real",
                     64 * KIB,
                     32 * 1024 * KIB,
                     log=True,
-                    grid=_log_levels(64 * KIB, 32 * 1024 * KIB, 7, False),
+                    grid=_log_levels(64 * KIB, 32 * 1024 * KIB, 5, False),
+                    bdp=(2e9, 0.01),
                 ),
-                Knob("w_h100", "real", 0.5, 4.0, log=True, grid=_log_levels(0.5, 4.0, 5, False)),
+                Knob("w_h100", "real", 0.5, 4.0, log=True, grid=_log_levels(0.5, 4.0, 4, False)),
                 BAL,
                 Knob("second_gpu", "cat", choices=("A100-80GB", "A100-40GB", "L40S")),
             ),

@@ -4,10 +4,27 @@ The queue of initial points (current configuration first, then domain points) is
 ``ask`` before the optimizer's own space-filling (LHS) and acquisition points; whatever the loop
 measured is told back, so initial points count towards ``n_initial_points``. Only finite values
 are told. The default acquisition is expected improvement (``EI``); ``gp_hedge`` is an option.
-Surrogate fits run with BLAS limited to one thread: the matrices are tiny (at most a few hundred
-observations), and on a shared 2-core node thread contention made decisions several times slower.
+
 Infeasible trials are told :class:`~tuner.strategy.base.InfeasibleLiar`'s value (the worst
-feasible value seen plus a margin); invalid trials (no traffic) are never told.
+feasible value seen plus a margin); invalid trials (no traffic) are never told. Until a feasible
+value exists infeasible points are held back (there is no scale to lie on yet), and skopt, told
+nothing, would propose its first point forever; so while the optimizer has no observation,
+``ask`` walks a maximin Latin hypercube of its own, skipping points already asked. Once a
+feasible value arrives the held points are told at the liar's value and the GP takes over.
+``ask`` never proposes a point it has already proposed or been told (a deterministic target
+would only repeat a measurement; the loop re-measures the incumbent itself before promoting a
+new best): a repeat from the optimizer is replaced by the first unseen point of a random draw.
+
+Acquisition: expected improvement (or PI/LCB) is maximised over ``n_points`` (default 2,000)
+candidates: half drawn from the whole space, half *local* ones, neighbours of the best observed
+points (each dimension moved with probability 1/2 by about a tenth of its range, in log space for
+log-scaled knobs; a category changed to another). Tuning spaces are small, mixed
+integer/categorical spaces where a good configuration usually has better ones nearby, and uniform
+candidates alone rarely land close enough to refine it. ``gp_hedge`` keeps skopt's own candidate
+sampling. Sampling candidates rather than running L-BFGS restarts is also what keeps a decision
+fast. Surrogate fits run with BLAS limited to one thread: the matrices are tiny (at most a few
+hundred observations), and on a shared 2-core node thread contention made decisions several times
+slower.
 """
 
 from __future__ import annotations
@@ -17,12 +34,22 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from skopt import Optimizer
+from skopt.acquisition import gaussian_ei, gaussian_lcb, gaussian_pi
+from skopt.sampler import Lhs
+from skopt.space import Categorical, Dimension
 from threadpoolctl import threadpool_limits
 
 from tuner.appliers.base import Value
 from tuner.space import Space
 from tuner.strategy.base import InfeasibleLiar, Params, Strategy, TrialResult
+
+FILL_POINTS = 32  # size of the space-filling design walked while nothing can be told
+RANDOM_TRIES = 200  # random draws tried when replacing a repeated proposal
+LOCAL_SCALE = 0.1  # a local candidate's step, as a fraction of each dimension's (log) range
+LOCAL_CENTRES = 3  # local candidates surround this many of the best observed points
+ACQUISITIONS = {"EI": gaussian_ei, "PI": gaussian_pi, "LCB": gaussian_lcb}
 
 
 class SkoptGP(Strategy):
@@ -38,31 +65,138 @@ class SkoptGP(Strategy):
         n_initial_points: int = 5,
         acq_func: str = "EI",
         initial: Sequence[Params] = (),
+        n_points: int = 2000,
     ) -> None:
         self.space = space
+        self._acq = acq_func
+        self._n_points = n_points
+        own = acq_func in ACQUISITIONS  # candidates chosen here; skopt's own pass kept tiny
         self._opt = Optimizer(
             space.dimensions(),
             base_estimator="GP",
             acq_func=acq_func,
+            acq_optimizer="sampling",
+            acq_optimizer_kwargs={"n_points": 1 if own else n_points},
             n_initial_points=n_initial_points,
             initial_point_generator="lhs",
             random_state=seed,
         )
+        self._rng = np.random.RandomState(seed)
+        self._seed = seed
         self._queue: list[Params] = [dict(p) for p in initial]
         self._liar = InfeasibleLiar()
         self._held: list[list[Any]] = []  # infeasible points waiting for a feasible value
+        self._seen: set[tuple[Any, ...]] = set()  # every point asked or told
+        self._fill: list[list[Any]] | None = None
 
+    # ask ----------------------------------------------------------------------------------------
     def ask(self) -> Params:
-        if self._queue:
-            return self._queue.pop(0)
+        while self._queue:
+            params = self._queue.pop(0)
+            if self._key(params) not in self._seen:
+                return self._mark(params)
         with warnings.catch_warnings(), threadpool_limits(limits=1):
-            warnings.simplefilter("ignore")  # "evaluated at this point before": expected with noise
-            return self.space.to_params(self._opt.ask())
+            warnings.simplefilter("ignore")  # "evaluated at this point before": handled below
+            if not self._opt.yi:
+                return self._mark(self._space_filling())
+            if self._acq in ACQUISITIONS and self._opt.models:
+                proposal = self._best_candidate()
+            else:
+                proposal = self.space.to_params(self._opt.ask())
+        if self._key(proposal) in self._seen:
+            proposal = self._unseen_random()
+        return self._mark(proposal)
 
+    def _key(self, params: Mapping[str, Value]) -> tuple[Any, ...]:
+        return tuple(self.space.to_point(params))
+
+    def _mark(self, params: Params) -> Params:
+        self._seen.add(self._key(params))
+        return params
+
+    def _best_candidate(self) -> Params:
+        """The unseen candidate (global or local) with the best acquisition value."""
+        opt = self._opt
+        half = self._n_points // 2
+        order = np.argsort(opt.yi)[:LOCAL_CENTRES]
+        per = max(1, half // len(order))
+        cands = opt.space.rvs(n_samples=half, random_state=self._rng)
+        for i in order:
+            cands += [self._neighbour(opt.Xi[int(i)]) for _ in range(per)]
+        fn = ACQUISITIONS[self._acq]
+        values = fn(opt.space.transform(cands), opt.models[-1], **self._acq_kwargs())
+        # EI and PI are maximised; LCB is a bound to minimise
+        ranked = np.argsort(values if self._acq == "LCB" else -values)
+        for j in ranked:
+            params = self.space.to_params(cands[int(j)])
+            if self._key(params) not in self._seen:
+                return params
+        return self.space.to_params(cands[int(ranked[0])])
+
+    def _acq_kwargs(self) -> dict[str, Any]:
+        if self._acq == "LCB":
+            return {}
+        return {"y_opt": float(np.min(self._opt.yi))}
+
+    def _neighbour(self, point: Sequence[Any]) -> list[Any]:
+        """A random neighbour: each dimension moves with probability 1/2 (at least one does)."""
+        dims: list[Dimension] = list(self._opt.space.dimensions)
+        move = self._rng.random_sample(len(dims)) < 0.5
+        move[self._rng.randint(len(dims))] = True
+        out: list[Any] = []
+        for dim, x, moved in zip(dims, point, move, strict=True):
+            if not moved:
+                out.append(x)
+            elif isinstance(dim, Categorical):
+                others = [c for c in dim.categories if c != x]
+                out.append(others[self._rng.randint(len(others))] if others else x)
+            else:
+                out.append(self._step(dim, x))
+        return out
+
+    def _step(self, dim: Any, x: Any) -> Any:
+        low, high = float(dim.low), float(dim.high)
+        if dim.prior == "log-uniform":
+            span = np.log(high) - np.log(low)
+            y = float(np.exp(np.log(float(x)) + self._rng.normal(0.0, LOCAL_SCALE * span)))
+        else:
+            y = float(x) + self._rng.normal(0.0, LOCAL_SCALE * (high - low))
+        y = min(max(y, low), high)
+        if isinstance(x, int | np.integer):
+            moved = round(y)
+            if moved == x:  # an integer step too small to move: move by one, inwards at a bound
+                sign = 1 if self._rng.random_sample() < 0.5 else -1
+                moved = x + sign if low <= x + sign <= high else x - sign
+            return int(min(max(moved, low), high))
+        return y
+
+    def _space_filling(self) -> Params:
+        """The next point of a maximin LHS design not yet seen (then random unseen points)."""
+        if self._fill is None:
+            dims = self._opt.space
+            lhs = Lhs(lhs_type="classic", criterion="maximin", iterations=200)
+            self._fill = [list(p) for p in lhs.generate(dims, FILL_POINTS, self._seed)]
+        while self._fill:
+            params = self.space.to_params(self._fill.pop(0))
+            if self._key(params) not in self._seen:
+                return params
+        return self._unseen_random()
+
+    def _unseen_random(self) -> Params:
+        """A random point not yet seen; in a space that small, any random point."""
+        draws = self._opt.space.rvs(n_samples=RANDOM_TRIES, random_state=self._rng)
+        params = [self.space.to_params(p) for p in draws]
+        for p in params:
+            if self._key(p) not in self._seen:
+                return p
+        return params[0]
+
+    # tell ---------------------------------------------------------------------------------------
     def _observations(
         self, params: Mapping[str, Value], result: TrialResult
     ) -> list[tuple[list[Any], float]]:
         point = self.space.to_point(params)
+        self._seen.add(tuple(point))
         if self._queue:
             self._queue = [p for p in self._queue if self.space.to_point(p) != point]
         if not result.valid:
@@ -98,3 +232,8 @@ class SkoptGP(Strategy):
     @property
     def observations(self) -> int:
         return len(self._opt.yi)
+
+    @property
+    def held(self) -> int:
+        """Infeasible points waiting for a feasible value before they can be told."""
+        return len(self._held)
