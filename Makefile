@@ -19,7 +19,7 @@ debs:
 	./scripts/install-debs.sh $(DEBS)
 
 demo: $(BIN)/.installed
-	$(BIN)/tuneloop-agent scrape --state-dir $(CURDIR)/state
+	$(BIN)/tuneloop demo --out $(CURDIR)/tuneloop-demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check $(SOURCES)
