@@ -115,7 +115,6 @@ def test_file_errors_name_the_file(tmp_path):
     assert err.value.field == str(bad) and "not valid YAML" in err.value.reason
 
 
-
 def test_signals_settings_are_validated_with_their_field_names():
     data = yaml.safe_load(EXPERIMENT)
     data["signals"] = {"prometheus": "http://127.0.0.1:9090", "timeout": "5s"}
