@@ -7,6 +7,10 @@ from tuner.generate.panels import dashboard as make
 from tuner.generate.panels import label_variable, panel, rows
 
 S = 'cluster=~"$cluster", node=~"$node"'
+# numastat series carry their own ``node`` label (the NUMA node), which wins over the target's
+# Kubernetes node (the ServiceMonitor honours the agent's labels); they are matched to the
+# selected Kubernetes nodes through the agent's numa collector series on the same instance.
+C = 'cluster=~"$cluster"'
 
 dashboard = make(
     "tuneloop / NUMA and placement",
@@ -24,8 +28,8 @@ dashboard = make(
                     "NUMA miss ratio",
                     "percentunit",
                     (
-                        f'sum by (node) (rate(tuneloop_numa_events_total{{{S}, event="miss"}}[$__rate_interval])) / sum by (node) (rate(tuneloop_numa_events_total{{{S}, event=~"hit|miss"}}[$__rate_interval]))',
-                        "{{node}}",
+                        f'(sum by (instance, node) (rate(tuneloop_numa_events_total{{{C}, event="miss"}}[$__rate_interval])) / sum by (instance, node) (rate(tuneloop_numa_events_total{{{C}, event=~"hit|miss"}}[$__rate_interval]))) and on (instance) tuneloop_collector_success{{{S}, collector="numa"}}',
+                        "{{instance}} NUMA node {{node}}",
                     ),
                 ),
                 panel(

@@ -10,11 +10,12 @@ the simulated fleet) pass their own. Errors in an experiment file print ``error:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.validation import ConfigError
 from tuner.appliers.base import Applier, ApplierError
@@ -25,6 +26,9 @@ from tuner.metrics import TunerMetrics
 from tuner.signals.base import SignalError, Signals
 from tuner.spec import Experiment, load_experiment, loads_experiment
 from tuner.store import StoreError, TrialStore
+
+if TYPE_CHECKING:
+    from tuner.kube.client import KubeClient
 
 DEFAULT_STATE = "./tuneloop-state"
 
@@ -49,6 +53,13 @@ def prometheus_signals(exp: Experiment) -> Signals:
     return PrometheusSignals(url, timeout_s=exp.signals["timeout"], retries=exp.signals["retries"])
 
 
+def cluster_client() -> KubeClient:
+    """The in-cluster client (else the kubeconfig's) for Kubernetes Events."""
+    from tuner.kube.client import KubeClient
+
+    return KubeClient.connect()
+
+
 @dataclass
 class Factories:
     """How the CLI builds what an experiment needs."""
@@ -57,7 +68,27 @@ class Factories:
     signals: Callable[[Experiment], Signals] = prometheus_signals
     clock: Callable[[], Clock] = RealClock
     event_sink: Callable[[dict[str, Any]], None] | None = None
+    kube_events: Callable[[], KubeClient] = cluster_client
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def event_sink(
+    factories: Factories, experiments: Sequence[Experiment]
+) -> Callable[[dict[str, Any]], None] | None:
+    """The factories' sink, else Kubernetes Events when in a cluster (``KUBERNETES_SERVICE_HOST``
+    set, or an experiment with a k8s-* applier); None when there is no API server to reach."""
+    if factories.event_sink is not None:
+        return factories.event_sink
+    from tuner.kube.events import KubeEventSink, in_cluster
+
+    if not in_cluster(experiments):
+        return None
+    try:
+        client = factories.kube_events()
+    except Exception as exc:  # the config loaders raise several types
+        logging.getLogger(__name__).warning("no Kubernetes Events: %s", exc)
+        return None
+    return KubeEventSink(client, experiments)
 
 
 def _paths(state: str) -> tuple[Path, Path]:
@@ -82,7 +113,7 @@ def cmd_tune(args: argparse.Namespace, factories: Factories) -> int:
             factories.signals(exp),
             store,
             clock=clock,
-            audit=AuditLog(audit_path, factories.event_sink, clock),
+            audit=AuditLog(audit_path, event_sink(factories, [exp]), clock),
             metrics=metrics,
         )
         metrics.load(store, exp.name)
@@ -169,7 +200,7 @@ def cmd_rollback(args: argparse.Namespace, factories: Factories) -> int:
             factories.signals(exp),
             store,
             clock=clock,
-            audit=AuditLog(audit_path, factories.event_sink, clock),
+            audit=AuditLog(audit_path, event_sink(factories, [exp]), clock),
         )
         restored = loop.rollback(args.to)
         print(f"rolled back {name} to {args.to}: {restored}")
@@ -215,7 +246,11 @@ def add_report_command(sub: Any) -> None:
 def cmd_controller(args: argparse.Namespace, factories: Factories) -> int:
     from tuner.controller import load_controller_config, run_controller
 
-    return run_controller(load_controller_config(args.config), factories)
+    config = load_controller_config(args.config)
+    if factories.event_sink is None:
+        experiments = [load_experiment(path) for path in config.experiments]
+        factories = replace(factories, event_sink=event_sink(factories, experiments))
+    return run_controller(config, factories)
 
 
 def add_controller_command(sub: Any) -> None:
@@ -246,11 +281,13 @@ FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "controlle
 
 
 def _add_package_commands(sub: Any) -> None:
-    """Commands that live with their packages (simulation, generation, ...)."""
+    """Commands that live with their packages (demo, simulation, generation, lab)."""
+    from tuner.demo import add_demo_command
     from tuner.generate.cli import add_generate_command
     from tuner.lab.cli import add_lab_commands
     from tuner.sim.cli import add_sim_commands
 
+    add_demo_command(sub)
     add_sim_commands(sub)
     add_generate_command(sub)
     add_lab_commands(sub)

@@ -13,12 +13,21 @@ Decisions:
 - Replica servers are named ``r0``, ``r1``, ... in the order of ``replicas``; the experiment
   templates under ``examples/lab-*.yaml`` use those names and ``${...}`` placeholders that
   :meth:`Lab.render_experiment` fills with this lab's addresses.
+- Prometheus sees the lab as one node of one cluster: every target carries ``cluster`` (the
+  config's) and ``node`` (this host's name) labels, the agent's own labels win (as with the
+  ServiceMonitor's ``honorLabels``), and the generated rules (``alerts/rules.yaml``) are loaded so
+  recording rules exist. The tuner's metrics reach it the way a CronJob's do: ``tuneloop tune
+  --metrics-file ${metrics_file}`` writes a textfile that node_exporter's textfile collector serves.
+- The agent runs every read-only collector; ``sysfs``/``procfs`` point it at a fixture node (RDMA
+  ports, NUMA nodes, GPU processes) instead of this machine's, and ``pod_resources_socket`` at a
+  kubelet pod-resources socket that names the GPU processes' pods.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import string
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +43,8 @@ from tuner.sim.profiles import PROFILES
 STATE_FILE = "lab.json"
 BALANCERS = ("haproxy", "nginx", "both")
 FAKE_GPUS = Path(__file__).with_name("fake_gpus.json")
+RULES = Path(__file__).resolve().parents[2] / "alerts" / "rules.yaml"
+TEXTFILE = "tuneloop_tuner.prom"
 # Port order from base_port: replicas first, then these.
 PORT_NAMES = (
     "haproxy",
@@ -45,6 +56,7 @@ PORT_NAMES = (
     "prometheus",
     "agent",
     "loadgen",
+    "tuner_metrics",
 )
 
 
@@ -64,6 +76,13 @@ class LabConfig:
     agent: bool = True
     scrape_interval_s: float = 1.0
     die_with_parent: bool = False
+    cluster: str = "lab"
+    fake_gpus: Path = FAKE_GPUS
+    sysfs: Path | None = None
+    procfs: Path | None = None
+    pod_resources_socket: Path | None = None
+    rule_files: tuple[Path, ...] = (RULES,) if RULES.is_file() else ()
+    tuner_metrics: bool = True
 
     def validate(self) -> None:
         if not self.replicas:
@@ -82,6 +101,22 @@ class LabConfig:
             raise LabError(f"base_port: must be 1024..65471, got {self.base_port}")
         if self.scrape_interval_s <= 0:
             raise LabError("scrape_interval_s: must be positive")
+        if not self.cluster:
+            raise LabError("cluster: must not be empty")
+        if not Path(self.fake_gpus).is_file():
+            raise LabError(f"fake_gpus: no such file {self.fake_gpus}")
+        for name in ("sysfs", "procfs"):
+            root = getattr(self, name)
+            if root is not None and not Path(root).is_dir():
+                raise LabError(f"{name}: no such directory {root}")
+        for path in self.rule_files:
+            if not Path(path).is_file():
+                raise LabError(f"rule_files: no such file {path}")
+        if self.tuner_metrics and not programs.available(programs.NODE_EXPORTER_BINARY):
+            raise LabError(
+                f"tuner_metrics: {programs.NODE_EXPORTER_BINARY} is not installed "
+                "(install prometheus-node-exporter, or turn tuner_metrics off)"
+            )
 
 
 @dataclass
@@ -140,6 +175,11 @@ class Lab:
         """Replica server name -> ``127.0.0.1:port``."""
         return {n: f"127.0.0.1:{self.port(n)}" for n in self.state.replicas}
 
+    @property
+    def metrics_file(self) -> Path:
+        """Where ``tuneloop tune --metrics-file`` writes for the lab's Prometheus to see it."""
+        return self.dir / "textfile" / TEXTFILE
+
     def values(self) -> dict[str, str]:
         """Placeholders for experiment templates."""
         nginx = nginx_conf.NginxPaths(self.dir / "nginx")
@@ -154,6 +194,7 @@ class Lab:
             nginx_upstream=str(nginx.upstream_file),
             nginx_binary=programs.NGINX_BINARY,
             nginx_verify=f"http://127.0.0.1:{self.state.ports.get('nginx', 0)}/tuneloop/upstream",
+            metrics_file=str(self.metrics_file),
         )
         for name, address in self.servers.items():
             out[f"{name}_address"] = address
@@ -240,17 +281,38 @@ class Lab:
             self._track(
                 programs.start_agent(
                     self.port("agent"),
-                    FAKE_GPUS,
+                    Path(cfg.fake_gpus),
                     targets,
                     self.dir / "agent",
                     log=logs / "agent.log",
                     die_with_parent=dwp,
+                    sysfs=cfg.sysfs,
+                    procfs=cfg.procfs,
+                    pod_resources_socket=cfg.pod_resources_socket,
                 )
             )
             jobs["agent"] = [f"127.0.0.1:{self.port('agent')}"]
+        if cfg.tuner_metrics:
+            self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
+            self._track(
+                programs.start_node_exporter(
+                    self.metrics_file.parent,
+                    self.port("tuner_metrics"),
+                    log=logs / "node_exporter.log",
+                    die_with_parent=dwp,
+                )
+            )
+            jobs["tuner"] = [f"127.0.0.1:{self.port('tuner_metrics')}"]
         prom = self.dir / "prometheus"
         prom.mkdir(parents=True, exist_ok=True)
-        (prom / "prometheus.yml").write_text(prometheus_conf.render(jobs, cfg.scrape_interval_s))
+        conf = prometheus_conf.render(
+            jobs,
+            cfg.scrape_interval_s,
+            labels={"cluster": cfg.cluster, "node": socket.gethostname()},
+            honor_labels=("agent",),
+            rule_files=cfg.rule_files,
+        )
+        (prom / "prometheus.yml").write_text(conf)
         self._track(
             programs.start_prometheus(
                 prom / "prometheus.yml",

@@ -23,6 +23,8 @@ from tuner.lab.processes import ProcRecord, exited, port_open, spawn, stop_group
 HAPROXY_BINARY = "/usr/sbin/haproxy"
 NGINX_BINARY = "/usr/sbin/nginx"
 PROMETHEUS_BINARY = "/usr/bin/prometheus"
+NODE_EXPORTER_BINARY = "/usr/bin/prometheus-node-exporter"
+AGENT_COLLECTORS = ("gpu", "numa", "rdma", "net", "inference", "bench")
 
 
 @dataclass
@@ -193,8 +195,13 @@ def start_agent(
     log: Path,
     die_with_parent: bool = False,
     timeout_s: float = 30.0,
+    sysfs: Path | None = None,
+    procfs: Path | None = None,
+    pod_resources_socket: Path | None = None,
+    collectors: tuple[str, ...] = AGENT_COLLECTORS,
 ) -> Running:
-    """``tuneloop-agent serve`` with fake GPUs and the replicas as inference targets."""
+    """``tuneloop-agent serve`` with fake GPUs and the replicas as inference targets; host trees
+    from ``sysfs``/``procfs`` when given (a fixture node), else the agent's defaults."""
     argv = python_module(
         "agent.cli",
         "serve",
@@ -207,12 +214,42 @@ def start_agent(
         "--state-dir",
         str(state_dir),
         "--collectors",
-        "gpu,inference",
+        ",".join(collectors),
     )
+    if sysfs is not None:
+        argv += ["--sysfs", str(sysfs)]
+    if procfs is not None:
+        argv += ["--procfs", str(procfs)]
+    if pod_resources_socket is not None:
+        argv += ["--pod-resources-socket", str(pod_resources_socket)]
     for name, url in targets.items():
         argv += ["--inference-target", f"{name}={url}"]
     run = Running(*spawn("agent", argv, log, die_with_parent=die_with_parent, ports={"http": port}))
     return _wait(run, lambda: _http_ok(f"http://127.0.0.1:{port}/metrics"), timeout_s, "agent")
+
+
+def start_node_exporter(
+    textfile_dir: Path,
+    port: int,
+    *,
+    log: Path,
+    die_with_parent: bool = False,
+    timeout_s: float = 20.0,
+) -> Running:
+    """node_exporter serving only its textfile collector over ``textfile_dir``, where a one-shot
+    ``tuneloop tune --metrics-file`` writes the tuner's metrics; ready when /metrics answers."""
+    argv = [
+        NODE_EXPORTER_BINARY,
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--collector.disable-defaults",
+        "--collector.textfile",
+        f"--collector.textfile.directory={textfile_dir}",
+    ]
+    run = Running(
+        *spawn("node_exporter", argv, log, die_with_parent=die_with_parent, ports={"http": port})
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    return _wait(run, lambda: _http_ok(url), timeout_s, "node_exporter")
 
 
 def start_loadgen(
