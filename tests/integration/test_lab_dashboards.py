@@ -61,12 +61,6 @@ RATE_INTERVAL = "1m"
 # Series the lab cannot have yet, with the reason; an expression naming one must stay empty (so
 # this list is pruned when the lab starts producing it). Keep it short.
 NO_DATA_IN_LAB: dict[str, str] = {
-    "tuneloop_inference_generation_tokens_total": "the sim replica exports no "
-    "vllm:generation_tokens_total",
-    "tuneloop_inference_inter_token_latency_seconds": "the sim replica exports no "
-    "vllm:time_per_output_token_seconds",
-    "tuneloop_inference_preemptions_total": "the sim replica counts preemptions but exports no "
-    "vllm:num_preemptions_total",
     'outcome="error"': "the sim replica never fails a request, so no error outcome exists",
     "tuneloop_inference_errors:ratio_rate1h": "recorded from the error outcome (above)",
 }

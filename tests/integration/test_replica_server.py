@@ -42,6 +42,15 @@ def test_completion_timing_follows_the_profile(base: str) -> None:
     assert modelled * 0.9 < elapsed < modelled + 1.0
 
 
+def test_token_counters_and_inter_token_histogram(base: str) -> None:
+    requests.post(f"{base}/v1/completions", json={"prompt": "x" * 40, "max_tokens": 6}, timeout=10)
+    state = _engine_state(base)
+    assert state["vllm:generation_tokens_total"] == 6
+    assert state["vllm:prompt_tokens_total"] == 10
+    assert state["vllm:time_per_output_token_seconds_count"] == 5  # gaps between 6 tokens
+    assert state["vllm:num_preemptions_total"] == 0
+
+
 def test_streaming_sends_one_event_per_token(base: str) -> None:
     r = requests.post(
         f"{base}/v1/completions",

@@ -5,8 +5,11 @@ admission under the batch limit and the free KV cache, one token per running seq
 and sleeps for each step's modelled duration, so latency behaves as the profile says. Streaming
 responses are server-sent events, one chunk per token, ending with ``data: [DONE]``. /metrics
 exposes vLLM's names (``vllm:num_requests_waiting``, ``vllm:num_requests_running``,
-``vllm:kv_cache_usage_perc``, TTFT and end-to-end histograms) so the agent's inference collector
-and Prometheus see it as vLLM. Prompt length is estimated as one token per 4 characters.
+``vllm:kv_cache_usage_perc``, prompt and generation token counters, preemptions, TTFT,
+time-per-output-token and end-to-end histograms) so the agent's inference collector
+and Prometheus see it as vLLM. Prompt length is estimated as one token per 4 characters. When
+decoding grows the KV cache past capacity, the newest sequences are preempted back to the queue
+and recomputed on readmission, as vLLM's default preemption does.
 
 A client that goes away (a load generator's timeout, a closed stream) aborts its request, as vLLM
 does: the engine drops it at the next step, so an overload in one measurement window does not
@@ -44,6 +47,7 @@ class Job:
     arrived: float = field(default_factory=time.monotonic)
     generated: int = 0
     aborted: bool = False
+    last_token_at: float | None = None
     out: queue.Queue[int | None] = field(default_factory=queue.Queue)
 
 
@@ -79,12 +83,30 @@ class Engine:
         self.h_e2e = Histogram(
             "vllm:e2e_request_latency_seconds", "E2E.", lbl, buckets=BUCKETS, registry=self.registry
         )
+        self.c_prompt = Counter(
+            "vllm:prompt_tokens", "Prefill tokens processed.", lbl, registry=self.registry
+        )
+        self.c_generation = Counter(
+            "vllm:generation_tokens", "Generation tokens produced.", lbl, registry=self.registry
+        )
+        self.c_preemptions = Counter(
+            "vllm:num_preemptions", "Sequences preempted for KV cache.", lbl, registry=self.registry
+        )
+        self.h_tpot = Histogram(
+            "vllm:time_per_output_token_seconds",
+            "Time between output tokens.",
+            lbl,
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
         self.c_finished = Counter(
             "vllm:request_success",
             "Finished requests by reason.",
             ["model_name", "finished_reason"],
             registry=self.registry,
         )
+        for counter in (self.c_prompt, self.c_generation, self.c_preemptions):
+            counter.labels(model)  # exported from the start at 0, as vLLM does
         self.thread = threading.Thread(target=self._loop, name="replica-engine", daemon=True)
 
     def submit(self, job: Job) -> None:
@@ -125,18 +147,21 @@ class Engine:
                     if job.aborted:
                         self.waiting.popleft()
                         continue
-                    if job.prompt_tokens + 1 > cap:
+                    need = job.prompt_tokens + job.generated  # a preempted job recomputes
+                    if need + 1 > cap:
                         self.waiting.popleft()
                         job.out.put(None)
                         continue
-                    if kv + job.prompt_tokens + len(self.running) + 1 > cap:
+                    if kv + need + len(self.running) + 1 > cap:
                         break
                     self.waiting.popleft()
                     self.running.append(job)
-                    kv += job.prompt_tokens
-                    prefill += job.prompt_tokens
+                    kv += need
+                    prefill += need
                 batch = list(self.running)
                 self._update_gauges()
+                if prefill:
+                    self.c_prompt.labels(self.model).inc(prefill)
             time.sleep(self.gpu.step_seconds(len(batch), kv, prefill))
             now = time.monotonic()
             with self.cond:
@@ -145,14 +170,29 @@ class Engine:
                         self.running.remove(job)
                         continue
                     job.generated += 1
+                    self.c_generation.labels(self.model).inc()
                     if job.generated == 1:
                         self.h_ttft.labels(self.model).observe(now - job.arrived)
+                    elif job.last_token_at is not None:
+                        self.h_tpot.labels(self.model).observe(now - job.last_token_at)
+                    job.last_token_at = now
                     job.out.put(job.generated)
                     if job.generated >= job.max_tokens:
                         self.running.remove(job)
                         self.h_e2e.labels(self.model).observe(now - job.arrived)
                         self.c_finished.labels(self.model, "length").inc()
                         job.out.put(None)
+                self._preempt_over_capacity(cap)
+
+    def _preempt_over_capacity(self, cap: int) -> None:
+        """Decoding grows the KV cache; past capacity the newest sequences go back to the queue
+        (vLLM's recompute preemption). Called with the condition held."""
+        kv = self._kv()
+        while kv > cap and len(self.running) > 1:
+            job = self.running.pop()
+            kv -= job.prompt_tokens + job.generated
+            self.waiting.appendleft(job)
+            self.c_preemptions.labels(self.model).inc()
 
     def stop(self) -> None:
         """Stop the loop."""
