@@ -206,9 +206,8 @@ def test_slo_breach_mid_trial_rolls_back_within_one_check(lab: Lab, tmp_path: Pa
     # The breach becomes visible in Prometheus only once slowed requests record their first
     # token and a scrape picks them up (up to one check interval after the slowdown); the loop
     # must then roll back at its next check. So: within two check intervals (plus scheduling
-    # slack on a loaded machine) of the slowdown, and before the 9 s window would have ended.
+    # slack on a loaded machine) of the slowdown, which is before the 9 s window would end.
     assert rollback["ts"] - slowed_at <= 2 * 3.0 + 2.0, "rolled back at the next check"
-    assert rollback["ts"] - slowed_at < 9.0 + 1.0, "aborted mid-window, not at its end"
     assert rollback["to"] == incumbent_params, "back to the incumbent"
     trial = next(
         t for t in store_trials(state, "lab-haproxy-weights") if t.number == applied["trial"]
