@@ -14,6 +14,7 @@ from typing import Any
 from agent.assemble import build_runners
 from agent.config import COLLECTORS, AgentConfig, load_config
 from agent.exporter import Exporter, build_exposition, make_app
+from agent.jobs import start_jobs
 from agent.scheduler import Scheduler
 from agent.validation import ConfigError
 
@@ -117,48 +118,16 @@ def serve(config: AgentConfig) -> int:
         signal.signal(signum, lambda *_: stop.set())
     scheduler.start()
     exporter.start()
-    tuning = config.nodetune
-    if config.collectors["nodetune"].enabled and tuning.desired is not None:
-        from agent.nodetune.background import start_node_tuning
-
-        interval = config.collectors["nodetune"].interval
-        start_node_tuning(
-            config.procfs, tuning.journal, tuning.desired, interval, dry_run=tuning.dry_run
-        )
-        log.info("node tuning follows %s", tuning.desired)
-    iperf3_thread = None
-    if config.bench.iperf3_server:
-        from agent.bench.iperf3_server import Iperf3Server
-
-        server = Iperf3Server(config.bench.iperf3_port)
-        iperf3_thread = threading.Thread(
-            target=server.supervise, args=(stop,), name="iperf3-server", daemon=True
-        )
-        iperf3_thread.start()
-        log.info("iperf3 server kept running on port %d", config.bench.iperf3_port)
-    if config.bench.fabric_schedule is not None and config.bench.fabric_host is not None:
-        from agent.bench.background import start_fabric_check
-
-        try:
-            start_fabric_check(
-                config.bench.fabric_schedule, config.bench.fabric_host, config.bench.results, stop
-            )
-        except ValueError as exc:  # a broken schedule must not stop the metrics
-            log.error("fabric check not started: %s", exc)
-        else:
-            log.info(
-                "fabric check: slots of %s from %s",
-                config.bench.fabric_host,
-                config.bench.fabric_schedule,
-            )
+    jobs = start_jobs(config, stop)
     enabled = ", ".join(r.name for r in runners) or "none"
     log.info("serving on %s (port %d); collectors: %s", config.listen, exporter.port, enabled)
     stop.wait()
     log.info("stopping")
     exporter.stop()
     scheduler.stop()
-    if iperf3_thread is not None:
-        iperf3_thread.join(5)  # supervise() stops the server once `stop` is set
+    for job in jobs:  # the iperf3 supervisor stops its server once `stop` is set
+        if job.name == "iperf3-server":
+            job.join(5)
     return 0
 
 
