@@ -77,15 +77,26 @@ def bdp_bytes(bandwidth_bps: float, rtt_s: float, factor: float = 1.0) -> float:
 
 
 def capacity_weights(
-    capacities: Mapping[str, float], low: float, high: float, top: float | None = None
-) -> dict[str, int]:
-    """Integer weights proportional to capacity; the largest becomes ``top`` (or ``high``)."""
+    capacities: Mapping[str, float],
+    low: float,
+    high: float,
+    top: float | None = None,
+    *,
+    integer: bool = True,
+) -> dict[str, float]:
+    """Weights proportional to capacity; the largest becomes ``top`` (or ``high``).
+
+    Integer weights (what HAProxy and nginx take) are rounded inside ``[ceil(low), floor(high)]``;
+    real-valued weights keep their exact proportions, clipped to ``[low, high]``.
+    """
     if not capacities:
         return {}
     biggest = max(capacities.values())
     if biggest <= 0 or not math.isfinite(biggest):
         raise ValueError("capacities must include a positive finite value")
     scale = min(top if top is not None else high, high) / biggest
+    if not integer:
+        return {name: min(max(max(c, 0.0) * scale, low), high) for name, c in capacities.items()}
     return {
         name: int(min(max(round(max(c, 0.0) * scale), math.ceil(low)), math.floor(high)))
         for name, c in capacities.items()
@@ -111,7 +122,11 @@ def initial_points(
         assert first.low is not None and first.high is not None
         top = max(float(base[k.name]) for k in group)
         weights = capacity_weights(
-            {k.name: capacities[k.name] for k in group}, first.low, first.high, top or None
+            {k.name: capacities[k.name] for k in group},
+            first.low,
+            first.high,
+            top or None,
+            integer=all(k.type == "int" for k in group),
         )
         for k in group:
             domain[k.name] = coerce(k, weights[k.name])

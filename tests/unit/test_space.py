@@ -70,3 +70,23 @@ def test_initial_points_without_hints_is_current_only():
     exp = loads_experiment(TEXT)
     current = {"wa": 100, "wb": 100, "rmem": 212992, "frac": 0.5, "cc": "cubic"}
     assert initial_points(exp.knobs[3:], current, {}) == [{"frac": 0.5, "cc": "cubic"}]
+
+
+def test_capacity_weights_round_only_integer_knobs():
+    real = capacity_weights({"a": 3.0, "b": 1.0, "c": 0.0}, 0.5, 4.0, integer=False)
+    assert real == {"a": 4.0, "b": pytest.approx(4.0 / 3.0), "c": 0.5}  # exact, clipped at low
+    assert capacity_weights({"a": 3.0, "b": 1.0}, 1, 4) == {"a": 4, "b": 1}  # 1.33 rounds
+
+
+def test_initial_points_keep_real_weights_proportional():
+    text = """
+name: r
+appliers: {lb: {kind: x}}
+knobs:
+  - {name: wa, type: real, applier: lb, target: a, class: hot, bounds: [0.5, 4.0]}
+  - {name: wb, type: real, applier: lb, target: b, class: hot, bounds: [0.5, 4.0]}
+objective: {signal: p99_ttft_seconds}
+"""
+    knobs = loads_experiment(text).knobs
+    points = initial_points(knobs, {"wa": 2.0, "wb": 2.0}, {"wa": 3.0, "wb": 1.0})
+    assert points[1] == {"wa": 2.0, "wb": pytest.approx(2.0 / 3.0)}

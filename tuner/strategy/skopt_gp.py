@@ -1,30 +1,35 @@
 """scikit-optimize's Gaussian-process optimizer: the default strategy (the design card's choice).
 
 The queue of initial points (current configuration first, then domain points) is served by
-``ask`` before the optimizer's own space-filling (LHS) and acquisition points; whatever the loop
-measured is told back, so initial points count towards ``n_initial_points``. Only finite values
-are told. The default acquisition is expected improvement (``EI``); ``gp_hedge`` is an option.
+``ask`` first. Until ``n_initial_points`` valid trials have been measured (initial points count,
+feasible or not), ``ask`` then walks a maximin Latin hypercube of its own, sized to what the
+initial phase still needs, so that its few points cover the space (a larger design's first
+points do not); after that the GP proposes. Only finite values are told. The default acquisition
+is expected improvement (``EI``, ``xi`` 0.01); ``gp_hedge`` is an option.
 
 Infeasible trials are told :class:`~tuner.strategy.base.InfeasibleLiar`'s value (the worst
 feasible value seen plus a margin); invalid trials (no traffic) are never told. Until a feasible
-value exists infeasible points are held back (there is no scale to lie on yet), and skopt, told
-nothing, would propose its first point forever; so while the optimizer has no observation,
-``ask`` walks a maximin Latin hypercube of its own, skipping points already asked. Once a
-feasible value arrives the held points are told at the liar's value and the GP takes over.
+value exists infeasible points are held back (there is no scale to lie on yet) and ``ask`` keeps
+walking space-filling designs, skipping points already asked. Once a feasible value arrives the
+held points are told at the liar's value and the GP takes over. With ``feasibility_model`` (the
+default) EI is also weighted by a separate model's probability that a candidate meets the
+constraints (:mod:`tuner.strategy.feasibility`); on the benchmark this kept or improved every
+problem, while dropping the liar and relying on that model alone made the search overshoot
+SLO-bound optima, so both are kept.
 ``ask`` never proposes a point it has already proposed or been told (a deterministic target
 would only repeat a measurement; the loop re-measures the incumbent itself before promoting a
 new best): a repeat from the optimizer is replaced by the first unseen point of a random draw.
 
 Acquisition: expected improvement (or PI/LCB) is maximised over ``n_points`` (default 2,000)
-candidates: half drawn from the whole space, half *local* ones, neighbours of the best observed
-points (each dimension moved with probability 1/2 by about a tenth of its range, in log space for
-log-scaled knobs; a category changed to another). Tuning spaces are small, mixed
-integer/categorical spaces where a good configuration usually has better ones nearby, and uniform
-candidates alone rarely land close enough to refine it. ``gp_hedge`` keeps skopt's own candidate
-sampling. Sampling candidates rather than running L-BFGS restarts is also what keeps a decision
-fast. Surrogate fits run with BLAS limited to one thread: the matrices are tiny (at most a few
-hundred observations), and on a shared 2-core node thread contention made decisions several times
-slower.
+candidates: half (``1 - local_fraction``) drawn from the whole space, half *local* ones, neighbours
+of the best observed points (each dimension moved with probability 1/2 by about a tenth of its
+range, in log space for log-scaled knobs; a category changed to another). Tuning spaces are small,
+mixed integer/categorical spaces where a good configuration usually has better ones nearby, and
+uniform candidates alone rarely land close enough to refine it. ``gp_hedge`` keeps skopt's own
+candidate sampling. Sampling candidates rather than running L-BFGS restarts is also what keeps a
+decision fast. Surrogate fits run with BLAS limited to one thread: the matrices are tiny (at most a
+few hundred observations), and on a shared 2-core node thread contention made decisions several
+times slower.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from tuner.appliers.base import Value
 from tuner.space import Space
 from tuner.strategy.base import InfeasibleLiar, Params, Strategy, TrialResult
+from tuner.strategy.feasibility import FeasibilityModel, probit_floor
 
 FILL_POINTS = 32  # size of the space-filling design walked while nothing can be told
 RANDOM_TRIES = 200  # random draws tried when replacing a repeated proposal
@@ -66,7 +72,12 @@ class SkoptGP(Strategy):
         acq_func: str = "EI",
         initial: Sequence[Params] = (),
         n_points: int = 2000,
+        feasibility_model: bool = True,
+        xi: float = 0.01,
+        local_fraction: float = 0.5,
     ) -> None:
+        if not 0.0 <= local_fraction <= 1.0:
+            raise ValueError(f"local_fraction must be within [0, 1], got {local_fraction}")
         self.space = space
         self._acq = acq_func
         self._n_points = n_points
@@ -77,7 +88,7 @@ class SkoptGP(Strategy):
             acq_func=acq_func,
             acq_optimizer="sampling",
             acq_optimizer_kwargs={"n_points": 1 if own else n_points},
-            n_initial_points=n_initial_points,
+            n_initial_points=1,  # the initial design is walked here (see ``ask``)
             initial_point_generator="lhs",
             random_state=seed,
         )
@@ -88,6 +99,13 @@ class SkoptGP(Strategy):
         self._held: list[list[Any]] = []  # infeasible points waiting for a feasible value
         self._seen: set[tuple[Any, ...]] = set()  # every point asked or told
         self._fill: list[list[Any]] | None = None
+        self._n_initial = n_initial_points
+        self._use_feasibility = feasibility_model
+        self._xi = xi
+        self._local = local_fraction
+        self._labelled: list[tuple[list[Any], bool]] = []  # valid points and their feasibility
+        self._feas = FeasibilityModel(seed)
+        self._feas_n = 0  # labelled points the feasibility model was fitted on
 
     # ask ----------------------------------------------------------------------------------------
     def ask(self) -> Params:
@@ -97,7 +115,7 @@ class SkoptGP(Strategy):
                 return self._mark(params)
         with warnings.catch_warnings(), threadpool_limits(limits=1):
             warnings.simplefilter("ignore")  # "evaluated at this point before": handled below
-            if not self._opt.yi:
+            if not self._opt.yi or len(self._labelled) < self._n_initial:
                 return self._mark(self._space_filling())
             if self._acq in ACQUISITIONS and self._opt.models:
                 proposal = self._best_candidate()
@@ -117,14 +135,17 @@ class SkoptGP(Strategy):
     def _best_candidate(self) -> Params:
         """The unseen candidate (global or local) with the best acquisition value."""
         opt = self._opt
-        half = self._n_points // 2
+        n_local = int(self._n_points * self._local)
         order = np.argsort(opt.yi)[:LOCAL_CENTRES]
-        per = max(1, half // len(order))
-        cands = opt.space.rvs(n_samples=half, random_state=self._rng)
+        per = max(1, n_local // len(order))
+        cands = opt.space.rvs(n_samples=self._n_points - n_local, random_state=self._rng)
         for i in order:
             cands += [self._neighbour(opt.Xi[int(i)]) for _ in range(per)]
         fn = ACQUISITIONS[self._acq]
-        values = fn(opt.space.transform(cands), opt.models[-1], **self._acq_kwargs())
+        xt = opt.space.transform(cands)
+        values = fn(xt, opt.models[-1], **self._acq_kwargs())
+        if self._use_feasibility and self._acq != "LCB":
+            values = values * probit_floor(self._feasibility().probability(xt))
         # EI and PI are maximised; LCB is a bound to minimise
         ranked = np.argsort(values if self._acq == "LCB" else -values)
         for j in ranked:
@@ -136,7 +157,15 @@ class SkoptGP(Strategy):
     def _acq_kwargs(self) -> dict[str, Any]:
         if self._acq == "LCB":
             return {}
-        return {"y_opt": float(np.min(self._opt.yi))}
+        return {"y_opt": float(np.min(self._opt.yi)), "xi": self._xi}
+
+    def _feasibility(self) -> FeasibilityModel:
+        """The feasibility model, refitted when new labelled points arrived."""
+        if self._feas_n != len(self._labelled):
+            xs = self._opt.space.transform([p for p, _ in self._labelled])
+            self._feas.fit(xs, [f for _, f in self._labelled])
+            self._feas_n = len(self._labelled)
+        return self._feas
 
     def _neighbour(self, point: Sequence[Any]) -> list[Any]:
         """A random neighbour: each dimension moves with probability 1/2 (at least one does)."""
@@ -172,10 +201,13 @@ class SkoptGP(Strategy):
 
     def _space_filling(self) -> Params:
         """The next point of a maximin LHS design not yet seen (then random unseen points)."""
-        if self._fill is None:
-            dims = self._opt.space
+        if not self._fill:
+            # first a design the size of what the initial phase still needs, so that its few
+            # points cover the space; then (all infeasible so far) larger designs
+            size = self._n_initial - len(self._labelled) if self._fill is None else FILL_POINTS
             lhs = Lhs(lhs_type="classic", criterion="maximin", iterations=200)
-            self._fill = [list(p) for p in lhs.generate(dims, FILL_POINTS, self._seed)]
+            seed = self._seed + len(self._labelled)
+            self._fill = [list(p) for p in lhs.generate(self._opt.space, max(size, 2), seed)]
         while self._fill:
             params = self.space.to_params(self._fill.pop(0))
             if self._key(params) not in self._seen:
@@ -201,7 +233,9 @@ class SkoptGP(Strategy):
             self._queue = [p for p in self._queue if self.space.to_point(p) != point]
         if not result.valid:
             return []
-        if result.feasible and result.value is not None and math.isfinite(result.value):
+        ok = result.feasible and result.value is not None and math.isfinite(result.value)
+        self._labelled.append((point, ok))
+        if ok and result.value is not None:
             self._liar.observe(result.value)
             held, self._held = self._held, []
             liar = self._liar.value()
