@@ -36,6 +36,7 @@ from tuner.store import TrialStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TARGETS = ("llm/r0", "llm/r1", "llm/r2")
+LOADGEN_TIMEOUT_S = 5
 
 
 def measure(
@@ -53,7 +54,7 @@ def measure(
         "--max-requests",
         str(int(rate * seconds * 2)),
         "--timeout",
-        "5",
+        str(LOADGEN_TIMEOUT_S),
         "--seed",
         str(seed),
         "--summary",
@@ -81,7 +82,13 @@ def tuner_weights(
     """Run ``tuneloop tune`` under background load; the applied best, trials used, wall time."""
     exp = lab.render_experiment(EXAMPLES / "lab-haproxy-weights.yaml", tmp / "exp.yaml")
     data = yaml.safe_load(exp.read_text())
-    data["measurement"].update(window=f"{args.window}s", check_interval=f"{args.window}s")
+    # Warm up past the load generator's request timeout, so requests sent under the previous
+    # trial's weights have finished (or timed out) before this trial's window starts counting.
+    data["measurement"].update(
+        warmup={"hot": f"{LOADGEN_TIMEOUT_S + 1:g}s"},
+        window=f"{args.window}s",
+        check_interval=f"{args.window}s",
+    )
     exp.write_text(yaml.safe_dump(data, sort_keys=False))
     HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}").apply(dict.fromkeys(TARGETS, 16))
     budget_s = args.trials * (args.window + 3) * 2 + 60
@@ -96,7 +103,7 @@ def tuner_weights(
             "--max-requests",
             str(int(args.rate * budget_s)),
             "--timeout",
-            "5",
+            str(LOADGEN_TIMEOUT_S),
             "--seed",
             str(args.seed + 1),
         ]
@@ -117,6 +124,7 @@ def tuner_weights(
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s, check=False)
     elapsed = time.monotonic() - started
     lab.stop("loadgen")
+    print(out.stdout, end="")  # the tuner's own trial lines, for the record
     if out.returncode != 0:
         raise RuntimeError(f"tuneloop tune failed: {out.stdout}{out.stderr}")
     weights = HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}").read(list(TARGETS))
