@@ -155,12 +155,19 @@ def status_text(store: TrialStore, experiment: str | None = None) -> str:
     return "\n".join(out) if out else "no experiments"
 
 
-def cmd_status(args: argparse.Namespace, factories: Factories) -> int:
-    db, _ = _paths(args.state)
+def _existing_store(state: str) -> TrialStore | None:
+    """The trial store under ``state``; None (with the error printed) when there is none."""
+    db, _ = _paths(state)
     if not db.exists():
-        print(f"no trial store in {args.state}")
+        print(f"error: no trial store in {state}", file=sys.stderr)
+        return None
+    return TrialStore(db)
+
+
+def cmd_status(args: argparse.Namespace, factories: Factories) -> int:
+    store = _existing_store(args.state)
+    if store is None:
         return 1
-    store = TrialStore(db)
     try:
         print(status_text(store, args.experiment))
     finally:
@@ -176,11 +183,10 @@ def add_status_command(sub: Any) -> None:
 
 
 def cmd_rollback(args: argparse.Namespace, factories: Factories) -> int:
-    db, audit_path = _paths(args.state)
-    if not db.exists():
-        print(f"error: no trial store in {args.state}", file=sys.stderr)
+    store = _existing_store(args.state)
+    if store is None:
         return 1
-    store = TrialStore(db)
+    _, audit_path = _paths(args.state)
     try:
         names = [e["name"] for e in store.experiments()]
         name = args.experiment
@@ -220,11 +226,9 @@ def add_rollback_command(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace, factories: Factories) -> int:
     from tuner.report import write_report
 
-    db, _ = _paths(args.state)
-    if not db.exists():
-        print(f"error: no trial store in {args.state}", file=sys.stderr)
+    store = _existing_store(args.state)
+    if store is None:
         return 1
-    store = TrialStore(db)
     try:
         for path in write_report(
             store, args.output or Path(args.state) / "report", args.experiment

@@ -77,7 +77,7 @@ def test_missing_prometheus_url_is_a_config_error(world, capsys):
 
 def test_status_without_store(tmp_path, capsys):
     assert main(["status", "--state", str(tmp_path / "none")]) == 1
-    assert "no trial store" in capsys.readouterr().out
+    assert "error: no trial store" in capsys.readouterr().err
 
 
 def test_parser_has_one_adder_per_command():
