@@ -2,27 +2,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from agent.catalog import ALL
-from agent.collectors.base import Collector, CollectorError
+from agent.collectors.base import CollectorError
 from agent.collectors.net import NetCollector, parse_paired_tables
+from tests.unit.exposition import exported
 
 NODE = Path(__file__).parents[1] / "fixtures" / "node"
-
-
-def exported(collector: Collector) -> dict[tuple[str, ...], float]:
-    """Refresh, render the exposition text, and parse it back: {(name, "k=v", ...): value}."""
-    collector.refresh()
-    registry = CollectorRegistry()
-    registry.register(collector)
-    text = generate_latest(registry).decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, *(f"{k}={v}" for k, v in sorted(s.labels.items())))] = s.value
-    return out
 
 
 @pytest.fixture

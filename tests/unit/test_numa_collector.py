@@ -2,30 +2,16 @@ import os
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from agent.catalog import ALL
-from agent.collectors.base import Collector, CollectorError
+from agent.collectors.base import CollectorError
 from agent.collectors.numa import NumaCollector, parse_cpulist
 from agent.placement import GpuProcess
 from tests.fixtures.bignode import build_big_node, write_process_status
+from tests.unit.exposition import exported
 
 NODE = Path(__file__).parents[1] / "fixtures" / "node"
 KIB = 1024
-
-
-def exported(collector: Collector) -> dict[tuple[str, ...], float]:
-    """Refresh, render the exposition text, and parse it back: {(name, "k=v", ...): value}."""
-    collector.refresh()
-    registry = CollectorRegistry()
-    registry.register(collector)
-    text = generate_latest(registry).decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, *(f"{k}={v}" for k, v in sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_memory_per_node_in_bytes():

@@ -3,32 +3,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from agent.catalog import ALL
 from agent.catalog.rdma import HW_COUNTERS, PORT_COUNTERS
-from agent.collectors.base import Collector, CollectorError
+from agent.collectors.base import CollectorError
 from agent.collectors.rdma import RdmaCollector, parse_rate, parse_state
 from tests.fixtures.bignode import HW_COUNTER_FILES, PORT_COUNTER_FILES, build_big_node
+from tests.unit.exposition import exported
 
 NODE = Path(__file__).parents[1] / "fixtures" / "node"
 P0 = ("device=mlx5_0", "port=1")
 P1 = ("device=mlx5_1", "port=1")
 P2 = ("device=mlx5_2", "port=1")
-
-
-def exported(collector: Collector) -> dict[tuple[str, ...], float]:
-    """Refresh, render the exposition text, and parse it back: {(name, "k=v", ...): value}."""
-    collector.refresh()
-    registry = CollectorRegistry()
-    registry.register(collector)
-    text = generate_latest(registry).decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, *(f"{k}={v}" for k, v in sorted(s.labels.items())))] = s.value
-    return out
 
 
 @pytest.fixture
