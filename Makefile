@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEBS := prometheus haproxy nginx iperf3 linux-perf prometheus-node-exporter iproute2
-SOURCES := agent tuner tests bench alerts dashboards
+SOURCES := tuneloop agent tuner lab tests bench alerts dashboards
 
 .PHONY: demo test lint typecheck generate check-generated bench setup debs clean
 

@@ -16,7 +16,7 @@ from agent.config import COLLECTORS, AgentConfig, load_config
 from agent.exporter import Exporter, build_exposition, make_app
 from agent.jobs import start_jobs
 from agent.scheduler import Scheduler
-from agent.validation import ConfigError
+from tuneloop.validation import ConfigError
 
 log = logging.getLogger("tuneloop.agent")
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from agent import validation as v
-from agent.validation import ConfigError
+from tuneloop import validation as v
+from tuneloop.validation import ConfigError
 
 COLLECTORS = ("gpu", "numa", "rdma", "net", "inference", "bench", "nodetune")
 ENGINES = ("auto", "vllm", "sglang", "tgi", "triton")

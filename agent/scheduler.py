@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import Metric
 
-from agent.catalog import collector as self_metrics
 from agent.collectors.base import Collector
+from tuneloop.catalog import collector as self_metrics
 
 log = logging.getLogger(__name__)
 

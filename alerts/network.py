@@ -3,7 +3,7 @@
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
 
-from tuner.generate.model import Alert, Case, Group, Runbook
+from tuneloop.generate.model import Alert, Case, Group, Runbook
 
 AGENT_POD = (
     "kubectl -n tuneloop-agent get pods -o wide -l app.kubernetes.io/name=tuneloop-agent "

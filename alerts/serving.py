@@ -14,7 +14,7 @@ and 30m both exceed 6x; open a ticket when 1d and 2h exceed 3x, or 3d and 6h exc
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
 
-from tuner.generate.model import Alert, Case, Group, Recording, Runbook
+from tuneloop.generate.model import Alert, Case, Group, Recording, Runbook
 
 ERROR_SLO = 0.99
 TTFT_SLO = 0.99

@@ -17,8 +17,8 @@ from pathlib import Path
 from agent.netlab.link import DelayedLink
 from bench.common import save, table
 from bench.tcp_window import grid, label
-from tuner.clock import RealClock
-from tuner.lab.tcp import TARGET, Iperf3Probe, NetnsBufferApplier, reconcilers_for
+from lab.tcp import TARGET, Iperf3Probe, NetnsBufferApplier, reconcilers_for
+from tuneloop.clock import RealClock
 from tuner.loop import TuningLoop
 from tuner.signals.base import SignalRef
 from tuner.spec import load_experiment

@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from bench.common import save, table
+from lab.lab import Lab, LabConfig, running_lab
 from tuner.appliers.haproxy import HaproxyApplier
-from tuner.lab.lab import Lab, LabConfig, running_lab
 from tuner.store import TrialStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

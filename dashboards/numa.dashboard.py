@@ -3,8 +3,8 @@
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
 
-from tuner.generate.panels import dashboard as make
-from tuner.generate.panels import label_variable, panel, rows
+from tuneloop.generate.panels import dashboard as make
+from tuneloop.generate.panels import label_variable, panel, rows
 
 S = 'cluster=~"$cluster", node=~"$node"'
 # numastat series carry their own ``node`` label (the NUMA node), which wins over the target's

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.validation import ConfigError
+from tuneloop.clock import Clock, RealClock
+from tuneloop.validation import ConfigError
 from tuner.appliers.base import Applier, ApplierError
 from tuner.audit import AuditLog
-from tuner.clock import Clock, RealClock
 from tuner.loop import TuningLoop
 from tuner.metrics import TunerMetrics
 from tuner.signals.base import SignalError, Signals
@@ -285,16 +285,14 @@ FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "controlle
 
 
 def _add_package_commands(sub: Any) -> None:
-    """Commands that live with their packages (demo, simulation, generation, lab)."""
+    """Commands that live with their packages (demo, simulation, generation)."""
+    from tuneloop.generate.cli import add_generate_command
     from tuner.demo import add_demo_command
-    from tuner.generate.cli import add_generate_command
-    from tuner.lab.cli import add_lab_commands
     from tuner.sim.cli import add_sim_commands
 
     add_demo_command(sub)
     add_sim_commands(sub)
     add_generate_command(sub)
-    add_lab_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None, factories: Factories | None = None) -> int:

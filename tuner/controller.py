@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agent.validation import (
+from tuneloop.clock import Clock
+from tuneloop.validation import (
     ConfigError,
     duration,
     fail,
@@ -40,7 +41,6 @@ from agent.validation import (
     string,
 )
 from tuner.audit import AuditLog
-from tuner.clock import Clock
 from tuner.loop import TuningLoop
 from tuner.metrics import TunerMetrics
 from tuner.signals.base import SignalError

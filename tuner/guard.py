@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agent.validation import fail, join, mapping, no_unknown_keys, string
+from tuneloop.validation import fail, join, mapping, no_unknown_keys, string
 
 if TYPE_CHECKING:
     from tuner.spec import Knob, Safety

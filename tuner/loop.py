@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tuneloop.clock import Clock, RealClock
 from tuner.appliers.base import Applier, ApplierError, KnobClass, Value
 from tuner.audit import AuditLog
-from tuner.clock import Clock, RealClock
 from tuner.guard import Guard
 from tuner.measure import Measurer, MeasureResult
 from tuner.metrics import TunerMetrics

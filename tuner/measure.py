@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tuneloop.clock import Clock
 from tuner.appliers.base import KnobClass
-from tuner.clock import Clock
 from tuner.signals.base import SignalError, SignalRef, Signals
 from tuner.spec import Constraint, Measurement, Objective
 

@@ -1,4 +1,4 @@
-"""The tuner's own metrics (names from ``agent.catalog.tuner``).
+"""The tuner's own metrics (names from ``tuneloop.catalog.tuner``).
 
 Decision: the controller serves them on ``/metrics`` over HTTP; a one-shot ``tuneloop tune`` (the
 CronJob case) writes them with ``--metrics-file`` in node_exporter's textfile format, atomically,
@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server, write_to_tex
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from agent.catalog.tuner import (
+from tuneloop.catalog.tuner import (
     TUNER_BEST_OBJECTIVE,
     TUNER_KNOB_VALUE,
     TUNER_LAST_TRIAL,

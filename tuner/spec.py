@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from agent.validation import (
+from tuneloop.validation import (
     ConfigError,
     boolean,
     duration,

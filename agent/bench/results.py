@@ -27,8 +27,8 @@ from prometheus_client.core import Metric
 
 from agent.bench.iperf3 import Iperf3Error, Iperf3Result
 from agent.bench.perf import PerfResult
-from agent.catalog import bench as catalog
 from agent.collectors.base import Collector
+from tuneloop.catalog import bench as catalog
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ from typing import Any
 import pynvml
 from prometheus_client.core import Metric
 
-from agent.catalog import gpu as cat
 from agent.collectors.base import Collector, CollectorError
 from agent.collectors.gpu_device import GpuLost, Samples, call, read_telemetry
 from agent.collectors.gpu_events import XidWatcher
@@ -33,6 +32,7 @@ from agent.collectors.gpu_numa import gpu_numa_node
 from agent.nvml.api import NvmlLike
 from agent.placement import GpuProcess
 from agent.podattr.resolver import PodIdentity, PodResolver
+from tuneloop.catalog import gpu as cat
 
 
 @dataclass(frozen=True)

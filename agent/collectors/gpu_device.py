@@ -13,9 +13,9 @@ from typing import Any
 
 import pynvml
 
-from agent.catalog import gpu as cat
-from agent.catalog.base import MetricSpec
 from agent.nvml.api import NvmlLike
+from tuneloop.catalog import gpu as cat
+from tuneloop.catalog.base import MetricSpec
 
 Samples = dict[MetricSpec, list[tuple[list[str], float]]]
 OnSkip = Callable[[str, str], None]  # (field, error name)

@@ -37,7 +37,6 @@ import urllib3.exceptions
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
-from agent.catalog import inference as cat
 from agent.collectors.base import Collector, CollectorError
 from agent.collectors.inference_engines import (
     ENGINES,
@@ -50,6 +49,7 @@ from agent.collectors.inference_engines import (
     outcomes,
     parse_samples,
 )
+from tuneloop.catalog import inference as cat
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from prometheus_client.core import Metric
 
-from agent.catalog import net as catalog
-from agent.catalog.base import MetricSpec
 from agent.collectors.base import Collector, CollectorError
+from tuneloop.catalog import net as catalog
+from tuneloop.catalog.base import MetricSpec
 
 TRIPLE_FIELDS = ("min", "default", "max")
 

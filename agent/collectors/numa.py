@@ -22,10 +22,10 @@ from pathlib import Path
 
 from prometheus_client.core import Metric
 
-from agent.catalog import gpu as gpu_catalog
-from agent.catalog import numa as catalog
 from agent.collectors.base import Collector, CollectorError
 from agent.placement import GpuProcess
+from tuneloop.catalog import gpu as gpu_catalog
+from tuneloop.catalog import numa as catalog
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from agent.catalog import rdma as catalog
-from agent.catalog.base import MetricSpec
 from agent.collectors.base import Collector, CollectorError
+from tuneloop.catalog import rdma as catalog
+from tuneloop.catalog.base import MetricSpec
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from agent.catalog import nodetune as cat
-from agent.catalog.base import MetricSpec
 from agent.collectors.base import Collector, CollectorError
 from agent.nodetune import journal as journal_io
 from agent.nodetune.allowlist import ALLOWLIST, SysctlValueError, numeric_fields
 from agent.nodetune.journal import JournalError
 from agent.nodetune.reconciler import canonical
 from agent.nodetune.sysctl import SysctlError, SysctlFS
+from tuneloop.catalog import nodetune as cat
+from tuneloop.catalog.base import MetricSpec
 
 CC_KEY = "net.ipv4.tcp_congestion_control"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pynvml
 
-from agent import validation as v
+from tuneloop import validation as v
 
 _DEVICE_KEYS = {
     "name",

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
+from lab import programs
+from lab.lab import Lab, LabConfig, running_lab
+from lab.throttle import Throttle
 from tuner.appliers.haproxy import HaproxyApplier
-from tuner.lab import programs
-from tuner.lab.lab import Lab, LabConfig, running_lab
-from tuner.lab.throttle import Throttle
 from tuner.signals.base import SignalRef
 from tuner.signals.prometheus import PrometheusSignals
 from tuner.store import IN_FLIGHT, TrialStore

@@ -36,9 +36,9 @@ from agent.podattr.podresources import (
     PodResources,
     encode_list_response,
 )
+from lab import programs
+from lab.lab import Lab, LabConfig, running_lab
 from tests.fixtures.bench_results import write_results
-from tuner.lab import programs
-from tuner.lab.lab import Lab, LabConfig, running_lab
 
 pytestmark = [
     pytest.mark.integration,

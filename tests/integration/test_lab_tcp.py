@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from agent.netlab.link import DelayedLink
-from tuner.clock import RealClock
-from tuner.lab.tcp import TARGET, Iperf3Probe, NetnsBufferApplier, reconcilers_for
+from lab.tcp import TARGET, Iperf3Probe, NetnsBufferApplier, reconcilers_for
+from tuneloop.clock import RealClock
 from tuner.loop import TuningLoop
 from tuner.spec import load_experiment
 from tuner.store import TrialStore

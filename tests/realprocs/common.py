@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tuner.lab.processes import free_port, port_open, stop_pid, stop_process, wait_until
+from lab.processes import free_port, port_open, stop_pid, stop_process, wait_until
 
 __all__ = ["free_port", "port_open", "stop_pid", "stop_process", "wait_until"]

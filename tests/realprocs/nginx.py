@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.lab import nginx_conf, programs
-from tuner.lab.processes import free_port
+from lab import nginx_conf, programs
+from lab.processes import free_port
 
 NGINX_BINARY = programs.NGINX_BINARY
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import requests
 
-from tuner.lab import programs, prometheus_conf
-from tuner.lab.processes import free_port, wait_until
+from lab import programs, prometheus_conf
+from lab.processes import free_port, wait_until
 
 PROMETHEUS_BINARY = programs.PROMETHEUS_BINARY
 

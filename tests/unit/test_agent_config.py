@@ -4,7 +4,7 @@ import pytest
 
 from agent.cli import build_parser, overrides_from_flags
 from agent.config import load_config, parse_config
-from agent.validation import ConfigError
+from tuneloop.validation import ConfigError
 
 
 def test_defaults_suit_a_gpu_node():

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from agent import catalog
 from agent.bench.results import BenchResultsCollector
 from agent.collectors.gpu import GpuCollector
 from agent.collectors.inference import InferenceCollector, InferenceTarget
@@ -31,8 +30,9 @@ from agent.nvml.fake import FakeNvml
 from agent.placement import GpuProcess
 from agent.scheduler import CollectorRunner, Schedule, Scheduler
 from tests.fixtures.bench_results import write_results
-from tuner.generate import alerts, dashboards
-from tuner.generate.promql import metric_names, sample_index, unknown_names
+from tuneloop import catalog
+from tuneloop.generate import alerts, dashboards
+from tuneloop.generate.promql import metric_names, sample_index, unknown_names
 from tuner.metrics import TunerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ import pytest
 from freezegun import freeze_time as _freeze_time
 from kubernetes.client.rest import ApiException
 
-from agent.validation import ConfigError
 from tests.unit.test_loop import make
-from tuner.clock import RealClock
+from tuneloop.clock import RealClock
+from tuneloop.validation import ConfigError
 from tuner.controller import (
     Controller,
     ControllerConfig,

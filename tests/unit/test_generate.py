@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.catalog.base import MetricSpec, histogram
-from tuner.generate import alerts, dashboards
-from tuner.generate.cli import main, render_all
-from tuner.generate.model import Alert, Case, Runbook
+from tuneloop.catalog.base import MetricSpec, histogram
+from tuneloop.generate import alerts, dashboards
+from tuneloop.generate.cli import main, render_all
+from tuneloop.generate.model import Alert, Case, Runbook
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from freezegun import freeze_time as _freeze_time
 
-from tuner.clock import RealClock
+from tuneloop.clock import RealClock
 from tuner.guard import Guard, parse_freeze_window
 from tuner.spec import Safety, loads_experiment
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from agent import catalog
 from agent.collectors.base import CollectorError
 from agent.collectors.inference import (
     FetchError,
@@ -16,6 +15,7 @@ from agent.collectors.inference import (
     InferenceTarget,
     classify,
 )
+from tuneloop import catalog
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "inference"
 

@@ -15,7 +15,7 @@ from agent.bench.results import (
     iperf3_record,
     perf_record,
 )
-from agent.catalog import ALL
+from tuneloop.catalog import ALL
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bench"
 

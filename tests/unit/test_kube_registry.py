@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.validation import ConfigError
 from tests.fakes.kube_apiserver import FakeApiServer, deployment
+from tuneloop.validation import ConfigError
 from tuner.appliers.haproxy import HaproxyApplier
 from tuner.appliers.kube_configmap import KubeConfigMapApplier
 from tuner.appliers.kube_env import KubeEnvApplier

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.catalog import ALL
 from agent.collectors.base import CollectorError
 from agent.collectors.net import NetCollector, parse_paired_tables
 from tests.unit.exposition import exported
+from tuneloop.catalog import ALL
 
 NODE = Path(__file__).parents[1] / "fixtures" / "node"
 

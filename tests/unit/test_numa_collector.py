@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.catalog import ALL
 from agent.collectors.base import CollectorError
 from agent.collectors.numa import NumaCollector, parse_cpulist
 from agent.placement import GpuProcess
 from tests.fixtures.bignode import build_big_node, write_process_status
 from tests.unit.exposition import exported
+from tuneloop.catalog import ALL
 
 NODE = Path(__file__).parents[1] / "fixtures" / "node"
 KIB = 1024

@@ -9,7 +9,7 @@ import pytest
 
 from agent.nvml import FakeNvml, load_nvml
 from agent.nvml.fake_spec import parse_fake_system
-from agent.validation import ConfigError
+from tuneloop.validation import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
 

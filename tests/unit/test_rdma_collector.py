@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.catalog import ALL
-from agent.catalog.rdma import HW_COUNTERS, PORT_COUNTERS
 from agent.collectors.base import CollectorError
 from agent.collectors.rdma import RdmaCollector, parse_rate, parse_state
 from tests.fixtures.bignode import HW_COUNTER_FILES, PORT_COUNTER_FILES, build_big_node
 from tests.unit.exposition import exported
+from tuneloop.catalog import ALL
+from tuneloop.catalog.rdma import HW_COUNTERS, PORT_COUNTERS
 
 NODE = Path(__file__).parents[1] / "fixtures" / "node"
 P0 = ("device=mlx5_0", "port=1")

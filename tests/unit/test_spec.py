@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.validation import ConfigError
 from tests.unit.tuner_doubles import EXPERIMENT
+from tuneloop.validation import ConfigError
 from tuner.appliers.base import KnobClass
 from tuner.signals.base import SignalRef
 from tuner.spec import load_experiment, loads_experiment, parse_experiment

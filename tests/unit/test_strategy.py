@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from agent.validation import ConfigError
+from tuneloop.validation import ConfigError
 from tuner.space import Space
 from tuner.spec import StrategyConfig, loads_experiment
 from tuner.strategy.base import InfeasibleLiar, TrialResult, replay

@@ -84,7 +84,8 @@ def test_parser_has_one_adder_per_command():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert {"tune", "status", "rollback", "report", "controller"} <= set(sub.choices)
-    assert {"sim", "generate", "lab"} <= set(sub.choices)
+    assert {"sim", "generate", "demo"} <= set(sub.choices)
+    assert "lab" not in sub.choices  # the lab builds on the tuner: its own command
 
 
 def test_rollback_to_incumbent_and_unknown_experiment(world, capsys):

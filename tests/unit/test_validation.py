@@ -1,6 +1,6 @@
 import pytest
 
-from agent import validation as v
+from tuneloop import validation as v
 
 
 def test_error_names_the_field_and_reason():

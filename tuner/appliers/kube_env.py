@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from tuneloop.clock import Clock, RealClock
 from tuner.appliers.base import ApplierError, KnobClass, TextApplier, VerifyError
-from tuner.clock import Clock, RealClock
 from tuner.kube.client import KubeClient, KubeError, Obj
 from tuner.kube.ops import rollout_done, split, update_with_retry, wait_for_rollout
 

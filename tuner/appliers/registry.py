@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent import validation as v
+from tuneloop import validation as v
 from tuner.appliers.base import Applier, ApplierError
 from tuner.appliers.haproxy import HaproxyApplier
 from tuner.appliers.kube_configmap import DATA_KEY, KubeConfigMapApplier

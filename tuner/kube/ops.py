@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tuneloop.clock import Clock
 from tuner.appliers.base import ApplierError
-from tuner.clock import Clock
 from tuner.kube.client import Conflict, KubeError, Obj
 
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.validation import (
+from tuneloop.validation import (
     integer,
     join,
     mapping,

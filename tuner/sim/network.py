@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.validation import mapping, no_unknown_keys, number
+from tuneloop.validation import mapping, no_unknown_keys, number
 
 
 @dataclass(frozen=True)

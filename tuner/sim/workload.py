@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.validation import mapping, no_unknown_keys, number
+from tuneloop.validation import mapping, no_unknown_keys, number
 
 BLOCK_S = 10.0
 

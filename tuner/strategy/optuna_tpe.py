@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.validation import ConfigError
+from tuneloop.validation import ConfigError
 from tuner.appliers.base import Value
 from tuner.space import Space, coerce
 from tuner.strategy.base import InfeasibleLiar, Params, Strategy, TrialResult

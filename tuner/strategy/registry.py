@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.validation import ConfigError
+from tuneloop.validation import ConfigError
 from tuner.space import Space
 from tuner.spec import StrategyConfig
 from tuner.strategy.base import Params, Strategy

@@ -32,7 +32,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from agent.catalog import loadgen as spec
+from tuneloop.catalog import loadgen as spec
 
 BUCKETS = (
     0.01,
@@ -295,14 +295,14 @@ def summarise(samples: Samples, config: LoadConfig, elapsed_s: float) -> dict[st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tuneloop lab load", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="tuneloop-lab load", description=__doc__.splitlines()[0])
     add_load_arguments(p)
     p.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here (0: none)")
     return p
 
 
 def add_load_arguments(p: argparse.ArgumentParser) -> None:
-    """The load options shared by this module and ``tuneloop lab load``."""
+    """The load options shared by this module and ``tuneloop-lab load``."""
     p.add_argument("--target", default=None, help="balancer HOST:PORT")
     p.add_argument("--rate", type=float, required=True, help="mean arrivals per second")
     p.add_argument("--duration", type=float, required=True, help="seconds to send for")

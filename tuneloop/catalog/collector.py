@@ -1,6 +1,6 @@
 """Self-metrics every collector reports, whatever it collects."""
 
-from agent.catalog.base import counter, gauge
+from tuneloop.catalog.base import counter, gauge
 
 COLLECTOR_SUCCESS = gauge(
     "tuneloop_collector_success", "1 if the collector's last collection succeeded.", "collector"

@@ -1,6 +1,6 @@
 """NUMA metrics (sysfs node tree) and where GPU processes may run relative to their GPU."""
 
-from agent.catalog.base import MetricSpec, counter, gauge
+from tuneloop.catalog.base import MetricSpec, counter, gauge
 
 NUMA_EVENTS = counter(
     "tuneloop_numa_events_total",

@@ -1,7 +1,7 @@
 """Launchers for each real program the lab runs, with the readiness check that fits it.
 
 Each ``start_*`` renders nothing itself (the ``*_conf`` modules do); it starts the program through
-:func:`tuner.lab.processes.spawn` and waits until it serves: HAProxy's runtime API port, nginx's
+:func:`lab.processes.spawn` and waits until it serves: HAProxy's runtime API port, nginx's
 listening port and pid file, Prometheus's ``/-/ready``, an HTTP 200 on a replica's ``/health``,
 the agent's or load generator's ``/metrics``. A program that exits while starting raises at once
 with the tail of its log.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tuner.lab.processes import ProcRecord, exited, port_open, spawn, stop_group, wait_until
+from lab.processes import ProcRecord, exited, port_open, spawn, stop_group, wait_until
 
 HAPROXY_BINARY = "/usr/sbin/haproxy"
 NGINX_BINARY = "/usr/sbin/nginx"
@@ -172,7 +172,7 @@ def start_replica(
 ) -> Running:
     """A ``tuneloop sim replica`` process; ready when ``/health`` answers."""
     argv = python_module(
-        "tuner.lab",
+        "lab",
         "sim",
         "replica",
         "--profile",
@@ -262,7 +262,7 @@ def start_loadgen(
     name: str = "loadgen",
 ) -> Running:
     """The load generator process; ready when its ``/metrics`` answers."""
-    argv = python_module("tuner.lab.loadgen", "--metrics-port", str(metrics_port), *argv_tail)
+    argv = python_module("lab.loadgen", "--metrics-port", str(metrics_port), *argv_tail)
     run = Running(
         *spawn(name, argv, log, die_with_parent=die_with_parent, ports={"metrics": metrics_port})
     )

@@ -1,6 +1,6 @@
 """Metrics the tuner exports about its own work."""
 
-from agent.catalog.base import counter, gauge
+from tuneloop.catalog.base import counter, gauge
 
 TUNER_TRIALS = counter(
     "tuneloop_tuner_trials_total", "Trials finished, by outcome.", "experiment", "outcome"

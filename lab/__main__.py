@@ -1,16 +1,16 @@
-"""``python -m tuner.lab``: the lab and sim replica commands without the full ``tuneloop`` CLI."""
+"""``tuneloop-lab`` (or ``python -m lab``): the local lab and the sim replica server."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from tuner.lab.cli import add_lab_commands
+from lab.cli import add_lab_commands
 from tuner.sim.cli import add_sim_commands
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tuner.lab")
+    parser = argparse.ArgumentParser(prog="tuneloop-lab")
     sub = parser.add_subparsers(dest="command", required=True)
     add_lab_commands(sub)
     add_sim_commands(sub)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from agent.catalog import (
+from tuneloop.catalog import (
     bench,
     collector,
     gpu,
@@ -21,7 +21,7 @@ from agent.catalog import (
     rdma,
     tuner,
 )
-from agent.catalog.base import MetricSpec, counter, gauge
+from tuneloop.catalog.base import MetricSpec, counter, gauge
 
 _MODULES: dict[str, ModuleType] = {
     "collector": collector,

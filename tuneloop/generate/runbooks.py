@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuner.generate.alerts import all_alerts, load_groups
-from tuner.generate.model import Alert
+from tuneloop.generate.alerts import all_alerts, load_groups
+from tuneloop.generate.model import Alert
 
 RUNBOOKS_DIR = "runbooks"
 

@@ -6,7 +6,7 @@ Decisions:
   shell's children). SIGTERM first, SIGKILL after a grace period.
 - A process that must not outlive its starter (a pytest fixture) is started with
   ``die_with_parent``: the kernel sends it SIGTERM when the starter dies (``PR_SET_PDEATHSIG``),
-  so even a SIGKILLed test run leaves nothing behind. ``tuneloop lab up`` does not set it, since
+  so even a SIGKILLed test run leaves nothing behind. ``tuneloop-lab up`` does not set it, since
   the lab must outlive the command; ``lab down`` (or the next ``up`` in the same directory) stops
   it from the state file.
 - A pid in a state file is only trusted together with the process's start time: a pid reused by

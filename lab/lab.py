@@ -32,18 +32,20 @@ import string
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lab import haproxy_conf, nginx_conf, programs, prometheus_conf
+from lab.processes import ProcRecord, free_port, port_free, stop_record
 from tuner.appliers.nginx import render as render_upstream
-from tuner.lab import haproxy_conf, nginx_conf, programs, prometheus_conf
-from tuner.lab.processes import ProcRecord, free_port, port_free, stop_record
 from tuner.sim.profiles import PROFILES
 
 STATE_FILE = "lab.json"
 BALANCERS = ("haproxy", "nginx", "both")
-FAKE_GPUS = Path(__file__).with_name("fake_gpus.json")
-RULES = Path(__file__).resolve().parents[2] / "alerts" / "rules.yaml"
+DATA = Path(str(resources.files("lab") / "data"))
+FAKE_GPUS = DATA / "fake_gpus.json"
+RULES = DATA / "rules.yaml"
 TEXTFILE = "tuneloop_tuner.prom"
 # Port order from base_port: replicas first, then these.
 PORT_NAMES = (
@@ -374,7 +376,7 @@ class Lab:
         )
 
     def start_load(self, args: Sequence[str], name: str = "loadgen") -> programs.Running:
-        """Start the load generator (``tuner.lab.loadgen`` options) with /metrics on the lab's
+        """Start the load generator (``lab.loadgen`` options) with /metrics on the lab's
         loadgen port; tracked in the state file like every other process."""
         self.stop(name)
         return self._track(

@@ -4,7 +4,7 @@
 ``SYSCTLS`` maps a scalar sysctl under /proc/sys to its gauge, so adding one is one line here.
 """
 
-from agent.catalog.base import MetricSpec, counter, gauge
+from tuneloop.catalog.base import MetricSpec, counter, gauge
 
 TCP_RETRANSMITTED = counter(
     "tuneloop_tcp_retransmitted_segments_total", "TCP segments retransmitted (/proc/net/snmp)."

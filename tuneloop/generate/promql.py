@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from agent.catalog import ALL, MetricSpec
+from tuneloop.catalog import ALL, MetricSpec
 
 FUNCTIONS = frozenset(
     [

@@ -9,7 +9,7 @@ so a quantile is only as fine as the engine's buckets; every engine tuneloop rea
 (vLLM, SGLang) has a bucket boundary at 1 s, the threshold of the TTFT SLO in the alerts.
 """
 
-from agent.catalog.base import counter, gauge, histogram
+from tuneloop.catalog.base import counter, gauge, histogram
 
 _SERIES = ("target", "engine", "model")
 

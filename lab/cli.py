@@ -1,4 +1,4 @@
-"""``tuneloop lab up|down|status|load|experiment``: the local lab from the command line."""
+"""``tuneloop-lab up|down|status|load|experiment``: the local lab from the command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuner.lab.lab import BALANCERS, Lab, LabConfig, LabError
+from lab.lab import BALANCERS, Lab, LabConfig, LabError
 
 DEFAULT_DIR = "./tuneloop-lab"
 
@@ -57,12 +57,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from tuner.lab.loadgen import run_from_args
+    from lab.loadgen import run_from_args
 
     lab = _lab(args)
     status = lab.status()
     if not status["up"]:
-        raise LabError(f"no lab in {lab.dir}: run 'tuneloop lab up' first")
+        raise LabError(f"no lab in {lab.dir}: run 'tuneloop-lab up' first")
     if args.target is None:
         port = status["ports"].get(args.balancer)
         if port is None:
@@ -76,8 +76,8 @@ def cmd_load(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     lab = _lab(args)
     if not lab.state_path.exists():
-        raise LabError(f"no lab in {lab.dir}: run 'tuneloop lab up' first")
-    from tuner.lab.lab import LabState
+        raise LabError(f"no lab in {lab.dir}: run 'tuneloop-lab up' first")
+    from lab.lab import LabState
 
     lab.state = LabState.load(lab.state_path)
     out = lab.render_experiment(Path(args.template), Path(args.output) if args.output else None)
@@ -97,11 +97,10 @@ def _guard(func: Any) -> Any:
 
 
 def add_lab_commands(subparsers: Any) -> None:
-    """Register ``lab up|down|status|load|experiment`` under a parent's subparsers."""
-    from tuner.lab.loadgen import add_load_arguments
+    """Register ``up|down|status|load|experiment`` under a parent's subparsers."""
+    from lab.loadgen import add_load_arguments
 
-    lab = subparsers.add_parser("lab", help="the local lab on loopback")
-    sub = lab.add_subparsers(dest="lab_command", required=True)
+    sub = subparsers
 
     def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--dir", default=DEFAULT_DIR, help="the lab's directory (state, logs)")

@@ -1,6 +1,6 @@
 """GPU metrics (NVML)."""
 
-from agent.catalog.base import counter, gauge
+from tuneloop.catalog.base import counter, gauge
 
 GPU_INFO = gauge(
     "tuneloop_gpu_info",

@@ -7,7 +7,7 @@ every request is counted by ``outcome`` (``ok``, ``error``, ``timeout``, ``dropp
 generator's in-flight cap was reached).
 """
 
-from agent.catalog.base import counter, gauge, histogram
+from tuneloop.catalog.base import counter, gauge, histogram
 
 LOADGEN_TTFT = histogram(
     "tuneloop_loadgen_ttft_seconds",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuner.generate import alerts, dashboards, runbooks
+from tuneloop.generate import alerts, dashboards, runbooks
 
 GENERATED_DIRS = (
     runbooks.RUNBOOKS_DIR,
@@ -109,7 +109,7 @@ def add_generate_command(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m tuner.generate.cli``)."""
+    """Stand-alone entry point (``python -m tuneloop.generate.cli``)."""
     parser = argparse.ArgumentParser(prog="tuneloop")
     add_generate_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@
 directory to the metric it feeds, so exporting one more counter is one line here.
 """
 
-from agent.catalog.base import MetricSpec, counter, gauge
+from tuneloop.catalog.base import MetricSpec, counter, gauge
 
 RDMA_PORT_UP = gauge("tuneloop_rdma_port_up", "1 when the port state is ACTIVE.", "device", "port")
 RDMA_TRANSMIT_BYTES = counter(

@@ -6,7 +6,7 @@ iperf3 series describe the last test per peer. ``direction`` is ``send`` when th
 direction has its own gauge. perf series describe the last ``perf stat`` window.
 """
 
-from agent.catalog.base import counter, gauge
+from tuneloop.catalog.base import counter, gauge
 
 IPERF3_THROUGHPUT = gauge(
     "tuneloop_iperf3_throughput_bits_per_second",

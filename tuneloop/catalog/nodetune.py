@@ -1,6 +1,6 @@
 """Node-tuning (sysctl reconciler) status metrics."""
 
-from agent.catalog.base import MetricSpec, counter, gauge
+from tuneloop.catalog.base import MetricSpec, counter, gauge
 
 SYSCTL_VALUE = gauge(
     "tuneloop_nodetune_sysctl_value",
