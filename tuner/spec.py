@@ -4,7 +4,7 @@ An experiment declares applier *instances* under ``appliers:`` (name -> ``{kind,
 and knobs that reference one with ``applier:`` and a ``target:`` inside it. The objective and the
 constraints are signals (PromQL ``query:`` or built-in ``signal:``); constraints are SLO bounds
 (``max:`` or ``min:``), never weighted penalties. Durations accept 500ms, 30s, 5m, 1h.
-Freeze windows are documented in :mod:`tuner.guard`.
+Freeze windows are documented in :mod:`tuner.freeze`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tuneloop.validation import (
     string,
 )
 from tuner.appliers.base import KnobClass, Value
-from tuner.guard import FreezeWindow, parse_freeze_window
+from tuner.freeze import FreezeWindow, parse_freeze_window
 from tuner.signals.base import BUILTIN_SIGNALS, SignalRef
 
 KnobType = Literal["int", "real", "categorical"]

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from freezegun import freeze_time as _freeze_time
 
 from tuneloop.clock import RealClock
-from tuner.guard import Guard, parse_freeze_window
+from tuner.freeze import parse_freeze_window
+from tuner.guard import Guard
 from tuner.spec import Safety, loads_experiment
 
 TEXT = """
