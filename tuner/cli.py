@@ -248,7 +248,8 @@ def add_report_command(sub: Any) -> None:
 
 
 def cmd_controller(args: argparse.Namespace, factories: Factories) -> int:
-    from tuner.controller import load_controller_config, run_controller
+    from tuner.controller import run_controller
+    from tuner.controller_config import load_controller_config
 
     config = load_controller_config(args.config)
     if factories.event_sink is None:

@@ -6,7 +6,7 @@ import yaml
 
 from agent.config import load_config
 from agent.nodetune.desired import load_desired
-from tuner.controller import load_controller_config
+from tuner.controller_config import load_controller_config
 from tuner.spec import load_experiment
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "base" / "config"

@@ -11,15 +11,8 @@ from kubernetes.client.rest import ApiException
 from tests.unit.test_loop import make
 from tuneloop.clock import RealClock
 from tuneloop.validation import ConfigError
-from tuner.controller import (
-    Controller,
-    ControllerConfig,
-    Ema,
-    Hysteresis,
-    LeaseSettings,
-    load_controller_config,
-    make_election,
-)
+from tuner.controller import Controller, Ema, Hysteresis, make_election
+from tuner.controller_config import ControllerConfig, LeaseSettings, load_controller_config
 
 
 def freeze_time(when: str):
