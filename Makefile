@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEBS := prometheus haproxy nginx iperf3 linux-perf prometheus-node-exporter iproute2
 SOURCES := tuneloop agent tuner lab tests bench alerts dashboards
 
-.PHONY: demo test lint typecheck generate check-generated bench setup debs clean
+.PHONY: demo test check lint typecheck layers generate check-generated unit bench setup debs clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
+	$(BIN)/mypy tests bench alerts $(wildcard dashboards/*.dashboard.py)
+
+# Layer contracts: the core imports neither side, the agent never the tuner, ...
+layers: $(BIN)/.installed
+	$(BIN)/lint-imports
 
 check-generated: $(BIN)/.installed
 	$(BIN)/tuneloop generate --check
@@ -34,7 +39,14 @@ check-generated: $(BIN)/.installed
 generate: $(BIN)/.installed
 	$(BIN)/tuneloop generate
 
-test: debs $(BIN)/.installed lint typecheck check-generated
+# The fast path: static checks and the unit tests (no real programs, no sleeps).
+unit: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+check: lint typecheck layers check-generated unit
+
+# Everything: the Debian programs, static checks, then every test (unit, deploy, integration).
+test: debs $(BIN)/.installed lint typecheck layers check-generated
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: debs $(BIN)/.installed
