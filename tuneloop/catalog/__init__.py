@@ -19,6 +19,7 @@ from tuneloop.catalog import (
     nodetune,
     numa,
     rdma,
+    shift,
     tuner,
 )
 from tuneloop.catalog.base import MetricSpec, counter, gauge
@@ -33,6 +34,7 @@ _MODULES: dict[str, ModuleType] = {
     "bench": bench,
     "nodetune": nodetune,
     "tuner": tuner,
+    "shift": shift,
     "loadgen": loadgen,
 }
 

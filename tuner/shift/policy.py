@@ -1,0 +1,209 @@
+"""The traffic-shift policy: pure decisions from per-replica latency readings to weights.
+
+Each interval the shifter hands :func:`step` the latest P99 of every replica (``None`` when there
+is no valid reading). The policy, with no I/O and no clock of its own:
+
+* smooths each replica's P99 with an exponential moving average (``ema_alpha``), so one noisy
+  window does not move traffic; a missing reading leaves the average (and the weight) as it was,
+  never read as zero latency;
+* calls a replica *degraded* when its smoothed P99 is over ``threshold_s`` (absolute) or over
+  ``relative`` times the fleet's median smoothed P99 (relative; both may be set, either trips);
+* lowers a degraded replica's weight by ``step_ratio`` of its baseline per interval, never below
+  ``min_weight``, and keeps stepping while it stays over;
+* restores in the same steps once the replica has stayed under the *clear* threshold
+  (``clear_ratio`` of the trip threshold: hysteresis) for ``hold_s``, up to its baseline weight;
+* guards capacity: at most ``max_drained`` replicas shifted at once (the worst first), and no
+  new shift while the replicas that would take the load are themselves over their clear
+  threshold: their own P99 is the evidence of headroom. A fleet-wide slowdown therefore shifts
+  nothing: with a relative threshold nobody stands out; with an absolute one nobody has headroom.
+
+Baselines are the tuner's weights: the shifter works around them and returns to them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class ShiftAction(StrEnum):
+    """What the policy did to one replica in one interval."""
+
+    SHIFT = "shift"  # weight lowered
+    RESTORE = "restore"  # weight raised back toward baseline
+    BLOCKED = "blocked"  # degraded, but a capacity guard kept its weight
+
+
+@dataclass(frozen=True)
+class ShiftSettings:
+    """The policy's parameters (validated by the config loader)."""
+
+    ema_alpha: float = 0.5
+    threshold_s: float | None = 0.2
+    relative: float | None = None
+    clear_ratio: float = 0.8
+    hold_s: float = 30.0
+    step_ratio: float = 0.25
+    min_weight: int = 1
+    max_drained: int = 1
+
+    def __post_init__(self) -> None:
+        if self.threshold_s is None and self.relative is None:
+            raise ValueError("set threshold_s, relative, or both")
+        if not 0 < self.ema_alpha <= 1:
+            raise ValueError(f"ema_alpha must be in (0, 1], got {self.ema_alpha}")
+        if not 0 < self.clear_ratio < 1:
+            raise ValueError(f"clear_ratio must be in (0, 1), got {self.clear_ratio}")
+        if not 0 < self.step_ratio <= 1:
+            raise ValueError(f"step_ratio must be in (0, 1], got {self.step_ratio}")
+        if self.relative is not None and self.relative <= 1:
+            raise ValueError(f"relative must be above 1, got {self.relative}")
+        if self.min_weight < 0 or self.max_drained < 1 or self.hold_s < 0:
+            raise ValueError("min_weight >= 0, max_drained >= 1 and hold_s >= 0 are required")
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One replica's memory between intervals."""
+
+    baseline: int
+    weight: int
+    smoothed: float | None = None
+    clear_since: float | None = None  # when its smoothed P99 last went under the clear line
+    last_direction: int = 0  # -1 after a shift, +1 after a restore
+    reversals: int = 0
+
+    @property
+    def shifted(self) -> bool:
+        return self.weight < self.baseline
+
+
+@dataclass(frozen=True)
+class ShiftEvent:
+    """A change (or a blocked change) with the readings behind it, for the audit trail."""
+
+    replica: str
+    action: ShiftAction
+    from_weight: int
+    to_weight: int
+    reading: float | None
+    smoothed: float | None
+    trip_s: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ShiftResult:
+    states: dict[str, ReplicaState]
+    events: list[ShiftEvent] = field(default_factory=list)
+
+    @property
+    def weights(self) -> dict[str, int]:
+        return {name: state.weight for name, state in self.states.items()}
+
+    @property
+    def active(self) -> bool:
+        """Whether any replica is off its baseline (the tuner must not start a trial)."""
+        return any(state.shifted for state in self.states.values())
+
+
+def initial_states(baselines: Mapping[str, int]) -> dict[str, ReplicaState]:
+    """Every replica at its baseline (the tuner's weight), nothing smoothed yet."""
+    return {name: ReplicaState(baseline=w, weight=w) for name, w in baselines.items()}
+
+
+def _smooth(previous: float | None, reading: float | None, alpha: float) -> float | None:
+    if reading is None:
+        return previous
+    return reading if previous is None else alpha * reading + (1 - alpha) * previous
+
+
+def trip_threshold(settings: ShiftSettings, smoothed: Mapping[str, float | None]) -> float | None:
+    """The P99 above which a replica counts as degraded this interval (None: not enough data)."""
+    limits = []
+    if settings.threshold_s is not None:
+        limits.append(settings.threshold_s)
+    known = [v for v in smoothed.values() if v is not None]
+    if settings.relative is not None and len(known) >= 2:
+        limits.append(settings.relative * statistics.median(known))
+    return min(limits) if limits else None
+
+
+def _moved(state: ReplicaState, weight: int, direction: int) -> ReplicaState:
+    reversal = state.last_direction != 0 and direction != state.last_direction
+    return replace(
+        state,
+        weight=weight,
+        last_direction=direction,
+        reversals=state.reversals + (1 if reversal else 0),
+    )
+
+
+def step(
+    states: Mapping[str, ReplicaState],
+    readings: Mapping[str, float | None],
+    settings: ShiftSettings,
+    now: float,
+) -> ShiftResult:
+    """One interval of the policy: new states and the events that explain them."""
+    smoothed = {
+        name: _smooth(state.smoothed, readings.get(name), settings.ema_alpha)
+        for name, state in states.items()
+    }
+    trip = trip_threshold(settings, smoothed)
+    clear = None if trip is None else trip * settings.clear_ratio
+    new: dict[str, ReplicaState] = {}
+    for name, state in states.items():
+        value = smoothed[name]
+        under = value is not None and clear is not None and value < clear
+        since = (state.clear_since if state.clear_since is not None else now) if under else None
+        new[name] = replace(state, smoothed=value, clear_since=since)
+
+    events: list[ShiftEvent] = []
+
+    def event(name: str, action: ShiftAction, to: int, reason: str) -> None:
+        s = new[name]
+        events.append(
+            ShiftEvent(name, action, s.weight, to, readings.get(name), s.smoothed, trip, reason)
+        )
+
+    degraded = sorted(
+        (
+            n
+            for n, s in new.items()
+            if trip is not None and s.smoothed is not None and s.smoothed > trip
+        ),
+        key=lambda n: -(new[n].smoothed or 0.0),
+    )
+    for name in degraded:
+        state = new[name]
+        lowest = max(settings.min_weight, 0)
+        if state.weight <= lowest:
+            continue
+        others = [n for n in new if n != name and not new[n].shifted and n not in degraded]
+        drained = sum(1 for s in new.values() if s.shifted)
+        if not state.shifted and drained >= settings.max_drained:
+            event(name, ShiftAction.BLOCKED, state.weight, f"max_drained {settings.max_drained}")
+            continue
+        busy = [n for n in others if clear is None or (new[n].smoothed or 0.0) >= clear]
+        if not others or busy:
+            why = "no healthy replica" if not others else f"no headroom on {', '.join(busy)}"
+            event(name, ShiftAction.BLOCKED, state.weight, why)
+            continue
+        amount = max(1, round(state.baseline * settings.step_ratio))
+        target = max(lowest, state.weight - amount)
+        event(name, ShiftAction.SHIFT, target, f"smoothed P99 over {trip:.3f}s")
+        new[name] = _moved(state, target, -1)
+
+    for name, state in list(new.items()):
+        if not state.shifted or name in degraded or state.clear_since is None:
+            continue
+        if now - state.clear_since < settings.hold_s:
+            continue
+        amount = max(1, round(state.baseline * settings.step_ratio))
+        target = min(state.baseline, state.weight + amount)
+        event(name, ShiftAction.RESTORE, target, f"under {clear:.3f}s for {settings.hold_s:g}s")
+        new[name] = _moved(state, target, +1)
+    return ShiftResult(new, events)
