@@ -12,7 +12,7 @@ from typing import Any
 from tuneloop.clock import RealClock
 from tuner.audit import AuditLog
 from tuner.shift.config import load_shift_config
-from tuner.shift.runner import ShiftMetrics, Shifter
+from tuner.shift.runner import Shifter, ShiftMetrics
 
 log = logging.getLogger(__name__)
 
