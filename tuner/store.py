@@ -12,7 +12,8 @@ and ``writer_locks`` (:mod:`tuner.writer_lock`). A trial row holds its params, t
 snapshot of its targets, measurements, validity, whether it was applied and rolled back, and the
 times of each step. ``kind`` is ``trial`` (a strategy proposal), ``incumbent`` (a re-measurement
 of the best before a new best is promoted), ``baseline`` (advisory mode: the current
-configuration measured without changing it) or ``final`` (applying the best at the end).
+configuration measured without changing it), ``advice`` (advisory mode's recommendation) or
+``final`` (applying the best at the end).
 
 The store is evidence, so:
 
@@ -117,6 +118,9 @@ class TrialStore:
         self._locks: dict[str, WriterLock] = {}
 
     def close(self) -> None:
+        """Release the writer locks this store holds, then close the file."""
+        for lock in list(self._locks.values()):
+            lock.release()
         self._db.close()
 
     @contextlib.contextmanager
@@ -141,12 +145,17 @@ class TrialStore:
             raise StoreError(f"writer lock ttl_s must be positive, got {ttl_s}")
         held = self._locks.get(experiment)
         if held is not None:
-            held.heartbeat()
-            return held
+            try:
+                held.heartbeat()
+                return held
+            except LockLostError:
+                pass  # asking again is a new claim; until one succeeds, writes stay fenced
         who = holder or default_holder()
         now = self._now()
         with immediate(self._db):
             token = claim(self._db, experiment, who, ttl_s, now)
+        if held is not None:
+            held.released = True
         lock = WriterLock(self._db, self._now, experiment, who, token, now, self._forget)
         self._locks[experiment] = lock
         return lock

@@ -24,8 +24,11 @@ How ``tuneloop tune`` should use it::
     # released at the end (or on error); a crash leaves it to expire after ttl_s
 
 The ttl must exceed the longest trial (warm-up plus measurement window plus apply time), since
-the heartbeat comes once per trial. A ``WriterLockedError`` means another tuner runs the same
-experiment: exit non-zero and say so, without touching the system.
+the heartbeat comes once per trial, and dwarf the clock skew between the hosts that may run the
+tuner, since a claimant compares its own clock with the holder's last heartbeat. A
+``WriterLockedError`` means another tuner runs the same experiment: exit non-zero and say so,
+without touching the system. A ``LockLostError`` means this one must stop at once, leaving the
+trial in flight to the new holder's crash recovery.
 """
 
 from __future__ import annotations

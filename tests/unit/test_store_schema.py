@@ -199,3 +199,14 @@ def test_a_directory_in_the_stores_place_is_a_clear_error(tmp_path):
     (tmp_path / "trials.db").mkdir()
     with pytest.raises(StoreError, match=r"cannot open trial store .*trials\.db"):
         TrialStore(tmp_path / "trials.db")
+
+
+def test_the_cli_reports_a_damaged_store_in_one_line(tmp_path, capsys):
+    from tuner.cli import main
+
+    (tmp_path / "trials.db").write_bytes(b"")
+    assert main(["status", "--state", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: trial store ") and err.count("\n") == 1
+    assert "is empty (0 bytes)" in err and HINT in err
+    assert (tmp_path / "trials.db").stat().st_size == 0

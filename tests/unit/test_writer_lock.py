@@ -144,3 +144,24 @@ def test_a_second_process_cannot_acquire_while_this_one_holds(tmp_path):
     assert done.returncode == 3, done.stderr
     holder = f"{socket.gethostname()}:{os.getpid()}"
     assert f"experiment 'w' is being tuned by {holder} since " in done.stdout
+
+
+def test_a_holder_that_lost_its_lock_may_claim_it_again_with_a_new_token(tmp_path):
+    first, second, clock = two_stores(tmp_path)
+    first.acquire_writer("w", holder="host:1", ttl_s=10)
+    clock.sleep(11)
+    taken = second.acquire_writer("w", holder="host:2", ttl_s=10)
+    with pytest.raises(WriterLockedError, match="being tuned by host:2"):
+        first.acquire_writer("w", holder="host:1", ttl_s=10)
+    with pytest.raises(LockLostError):  # still fenced after the refused claim
+        first.propose("w", {}, {})
+    taken.release()
+    again = first.acquire_writer("w", holder="host:1", ttl_s=10)
+    assert again.token == 3 and first.propose("w", {}, {}).number == 1
+
+
+def test_closing_a_store_releases_its_locks(tmp_path):
+    first, second, _clock = two_stores(tmp_path)
+    first.acquire_writer("w", holder="host:1")
+    first.close()
+    assert second.acquire_writer("w", holder="host:2").token == 2
