@@ -167,7 +167,6 @@ def _check_integrity(db: sqlite3.Connection, path: Path) -> None:
     problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
     if problems != ["ok"]:
         raise _damaged(path, f"fails its integrity check ({problems[0]})")
-    stored_version(db, path)
 
 
 def open_store(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
