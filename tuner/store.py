@@ -1,57 +1,80 @@
 """Durable trial store (SQLite, WAL, ``synchronous=FULL``): every step is on disk before the next.
 
-Tables: ``experiments`` (spec text, incumbent), ``snapshots`` (the state of every touched object
-before the first change, per applier, for ``tuneloop rollback --to initial``) and ``trials``, one
-row per trial moving through a checked state machine::
+Tables: ``experiments`` (spec text, incumbent, when the initial snapshot was taken),
+``snapshots`` (the state of every touched object before the first change, per applier, for
+``tuneloop rollback --to initial``), ``trials``, one row per trial moving through the checked
+state machine of :mod:`tuner.trial_state`::
 
     proposed -> applying -> applied -> measuring -> done | invalid | infeasible
         \\-> advised      \\-> rolled_back (from any non-final state)
 
-A trial row holds its params, the pre-apply snapshot of its targets, measurements, validity,
-whether it was applied and rolled back, and the times of each step. ``kind`` is ``trial`` (a
-strategy proposal), ``incumbent`` (a re-measurement of the best before a new best is promoted),
-``baseline`` (advisory mode: the current configuration measured without changing it) or
+and ``writer_locks`` (:mod:`tuner.writer_lock`). A trial row holds its params, the pre-apply
+snapshot of its targets, measurements, validity, whether it was applied and rolled back, and the
+times of each step. ``kind`` is ``trial`` (a strategy proposal), ``incumbent`` (a re-measurement
+of the best before a new best is promoted), ``baseline`` (advisory mode: the current
+configuration measured without changing it), ``advice`` (advisory mode's recommendation) or
 ``final`` (applying the best at the end).
+
+The store is evidence, so:
+
+* opening checks integrity and migrates old schemas (:mod:`tuner.store_schema`); a damaged file
+  is an error naming the file, never a fresh start;
+* the initial snapshot of an applier is written once and never replaced (a later one is dropped
+  and logged), and the experiment records when it was taken, so a store that lost those rows
+  says so instead of offering no snapshot;
+* a store that holds an experiment's writer lock checks its fencing token inside every write
+  transaction for that experiment, so a writer that lost the lock cannot write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FINAL = ("done", "invalid", "infeasible", "rolled_back", "advised")
-IN_FLIGHT = ("proposed", "applying", "applied", "measuring")
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "proposed": ("applying", "rolled_back", "advised", "measuring"),
-    "applying": ("applied", "rolled_back"),
-    "applied": ("measuring", "done", "rolled_back"),
-    "measuring": ("done", "invalid", "infeasible", "rolled_back"),
-}
+from tuneloop.clock import Clock
+from tuner.store_errors import (
+    LockLostError,
+    StoreDamagedError,
+    StoreError,
+    StoreVersionError,
+    WriterLockedError,
+)
+from tuner.store_schema import SCHEMA_VERSION, immediate, open_store
+from tuner.trial_state import FINAL_STATES, IN_FLIGHT_STATES, TRANSITIONS, TrialState
+from tuner.writer_lock import WriterLock, check_token, claim, default_holder, utc_text
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS experiments (
-    name TEXT PRIMARY KEY, spec TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-    incumbent_trial INTEGER, incumbent_value REAL);
-CREATE TABLE IF NOT EXISTS snapshots (
-    id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, label TEXT NOT NULL, applier TEXT NOT NULL,
-    data TEXT NOT NULL, taken_at REAL NOT NULL, UNIQUE (experiment, label, applier));
-CREATE TABLE IF NOT EXISTS trials (
-    id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, number INTEGER NOT NULL, kind TEXT NOT NULL,
-    state TEXT NOT NULL, params TEXT NOT NULL, snapshot TEXT NOT NULL, objective REAL, loss REAL,
-    measurements TEXT NOT NULL DEFAULT '{}', valid INTEGER, feasible INTEGER, reason TEXT,
-    applied INTEGER NOT NULL DEFAULT 0, rolled_back INTEGER NOT NULL DEFAULT 0,
-    proposed_at REAL NOT NULL, applied_at REAL, finished_at REAL, updated_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS trials_by_experiment ON trials (experiment, number);
-"""
+__all__ = [
+    "FINAL",
+    "IN_FLIGHT",
+    "SCHEMA_VERSION",
+    "TRANSITIONS",
+    "LockLostError",
+    "StoreDamagedError",
+    "StoreError",
+    "StoreVersionError",
+    "Trial",
+    "TrialStore",
+    "WriterLock",
+    "WriterLockedError",
+]
 
+log = logging.getLogger(__name__)
 
-class StoreError(Exception):
-    """The store refused an operation (an illegal state change, an unknown trial)."""
+# Ordered tuples (usable as SQL parameters) of the states in tuner.trial_state.
+FINAL: tuple[TrialState, ...] = tuple(s for s in TrialState if s in FINAL_STATES)
+IN_FLIGHT: tuple[TrialState, ...] = tuple(s for s in TrialState if s in IN_FLIGHT_STATES)
+# Columns a transition may set besides the state and the times it sets itself.
+_SETTABLE = frozenset(
+    {"kind", "params", "snapshot", "objective", "loss", "measurements", "valid", "feasible",
+     "reason", "applied", "rolled_back", "applied_at", "finished_at"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -87,39 +110,71 @@ def _opt_bool(value: Any) -> bool | None:
 class TrialStore:
     """One SQLite file holding every experiment's trials."""
 
-    def __init__(self, path: str | Path, clock: Any = None) -> None:
+    def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._now = clock.now if clock is not None else time.time
-        self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_store(self.path)
+        self._locks: dict[str, WriterLock] = {}
 
     def close(self) -> None:
+        """Release the writer locks this store holds, then close the file."""
+        for lock in list(self._locks.values()):
+            lock.release()
         self._db.close()
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            cur = self._db.execute(sql, args)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        return cur
+    @contextlib.contextmanager
+    def _writing(self, experiment: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction, fenced when this store holds ``experiment``'s writer lock."""
+        with immediate(self._db) as db:
+            self._fence(experiment)
+            yield db
+
+    def _fence(self, experiment: str) -> None:
+        """Inside a transaction: refuse to write if this store lost ``experiment``'s lock."""
+        lock = self._locks.get(experiment)
+        if lock is not None:
+            check_token(self._db, experiment, lock.token)
+
+    # writer lock -------------------------------------------------------------------------------
+    def acquire_writer(
+        self, experiment: str, holder: str | None = None, ttl_s: float = 60.0
+    ) -> WriterLock:
+        """Become the experiment's only writer (see :mod:`tuner.writer_lock`)."""
+        if ttl_s <= 0:
+            raise StoreError(f"writer lock ttl_s must be positive, got {ttl_s}")
+        held = self._locks.get(experiment)
+        if held is not None:
+            try:
+                held.heartbeat()
+                return held
+            except LockLostError:
+                pass  # asking again is a new claim; until one succeeds, writes stay fenced
+        who = holder or default_holder()
+        now = self._now()
+        with immediate(self._db):
+            token = claim(self._db, experiment, who, ttl_s, now)
+        if held is not None:
+            held.released = True
+        lock = WriterLock(self._db, self._now, experiment, who, token, now, self._forget)
+        self._locks[experiment] = lock
+        return lock
+
+    def _forget(self, lock: WriterLock) -> None:
+        if self._locks.get(lock.experiment) is lock:
+            del self._locks[lock.experiment]
 
     # experiments -----------------------------------------------------------------------------
     def ensure_experiment(self, name: str, spec: str) -> None:
         """Record an experiment (its spec text is updated when it changes)."""
         now = self._now()
-        self._write(
-            "INSERT INTO experiments (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, "
-            "updated_at = excluded.updated_at",
-            (name, spec, now, now),
-        )
+        with self._writing(name) as db:
+            db.execute(
+                "INSERT INTO experiments (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, "
+                "updated_at = excluded.updated_at",
+                (name, spec, now, now),
+            )
 
     def experiments(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM experiments ORDER BY created_at, name").fetchall()
@@ -132,11 +187,12 @@ class TrialStore:
         return str(row["spec"])
 
     def set_incumbent(self, name: str, trial_id: int, value: float) -> None:
-        self._write(
-            "UPDATE experiments SET incumbent_trial = ?, incumbent_value = ?, updated_at = ? "
-            "WHERE name = ?",
-            (trial_id, value, self._now(), name),
-        )
+        with self._writing(name) as db:
+            db.execute(
+                "UPDATE experiments SET incumbent_trial = ?, incumbent_value = ?, updated_at = ? "
+                "WHERE name = ?",
+                (trial_id, value, self._now(), name),
+            )
 
     def incumbent(self, name: str) -> tuple[Trial, float] | None:
         """The incumbent trial and its (latest) objective value, if one was promoted."""
@@ -151,19 +207,60 @@ class TrialStore:
     def save_snapshot(
         self, experiment: str, label: str, applier: str, data: Mapping[str, Any]
     ) -> bool:
-        """Keep the first snapshot under a label (later ones are dropped); True if saved."""
-        cur = self._write(
-            "INSERT OR IGNORE INTO snapshots (experiment, label, applier, data, taken_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (experiment, label, applier, json.dumps(dict(data), sort_keys=True), self._now()),
-        )
-        return cur.rowcount == 1
+        """Keep the first snapshot under a label (later ones are dropped, logged); True if saved."""
+        now = self._now()
+        text = json.dumps(dict(data), sort_keys=True)
+        with self._writing(experiment) as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO snapshots (experiment, label, applier, data, taken_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (experiment, label, applier, text, now),
+            )
+            saved = cur.rowcount == 1
+            if saved and label == "initial":
+                db.execute(
+                    "UPDATE experiments SET initial_snapshot_at = COALESCE(initial_snapshot_at, ?)"
+                    " WHERE name = ?",
+                    (now, experiment),
+                )
+            if not saved:
+                kept = db.execute(
+                    "SELECT data, taken_at FROM snapshots WHERE experiment = ? AND label = ? "
+                    "AND applier = ?",
+                    (experiment, label, applier),
+                ).fetchone()
+        if not saved:
+            level = logging.DEBUG if kept["data"] == text else logging.INFO
+            log.log(
+                level,
+                "experiment %r: kept the %s snapshot of %r taken at %s; the state read now %s",
+                experiment,
+                label,
+                applier,
+                utc_text(kept["taken_at"]),
+                "is the same" if level == logging.DEBUG else "differs and is not stored",
+            )
+        return saved
+
+    def initial_snapshot_at(self, experiment: str) -> float | None:
+        """When the experiment's first initial snapshot was recorded (None: not yet)."""
+        row = self._db.execute(
+            "SELECT initial_snapshot_at FROM experiments WHERE name = ?", (experiment,)
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def snapshots(self, experiment: str, label: str) -> dict[str, dict[str, Any]]:
         rows = self._db.execute(
             "SELECT applier, data FROM snapshots WHERE experiment = ? AND label = ?",
             (experiment, label),
         ).fetchall()
+        taken = self.initial_snapshot_at(experiment) if label == "initial" else None
+        if not rows and taken is not None:
+            raise StoreDamagedError(
+                f"trial store {self.path}: experiment {experiment!r} recorded its initial "
+                f"snapshot at {utc_text(taken)} but the store no longer holds it; restore the "
+                "store from a backup"
+            )
         return {r["applier"]: json.loads(r["data"]) for r in rows}
 
     # trials ----------------------------------------------------------------------------------
@@ -177,19 +274,19 @@ class TrialStore:
     ) -> Trial:
         """Record a new trial in state ``proposed`` with the pre-apply snapshot of its targets."""
         now = self._now()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            row = self._db.execute(
+        with self._writing(experiment) as db:
+            row = db.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 AS n FROM trials WHERE experiment = ?",
                 (experiment,),
             ).fetchone()
-            cur = self._db.execute(
+            cur = db.execute(
                 "INSERT INTO trials (experiment, number, kind, state, params, snapshot, reason, "
-                "proposed_at, updated_at) VALUES (?, ?, ?, 'proposed', ?, ?, ?, ?, ?)",
+                "proposed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     experiment,
                     int(row["n"]),
-                    kind,
+                    str(kind),
+                    str(TrialState.PROPOSED),
                     json.dumps(dict(params), sort_keys=True),
                     json.dumps(dict(snapshot), sort_keys=True),
                     reason,
@@ -197,35 +294,42 @@ class TrialStore:
                     now,
                 ),
             )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         assert cur.lastrowid is not None
         return self.get(cur.lastrowid)
 
     def transition(self, trial_id: int, state: str, **fields: Any) -> Trial:
         """Move a trial to ``state`` (checked), setting any of the row's columns in ``fields``."""
-        current = self.get(trial_id)
-        if state not in TRANSITIONS.get(current.state, ()):
-            raise StoreError(f"trial {trial_id}: cannot go from {current.state} to {state}")
+        unknown = sorted(set(fields) - _SETTABLE)
+        if unknown:
+            raise StoreError(f"trial {trial_id}: cannot set {', '.join(unknown)}")
         now = self._now()
-        values: dict[str, Any] = {"state": state, "updated_at": now}
-        if state == "applied":
+        values: dict[str, Any] = {"state": str(state), "updated_at": now}
+        if state == TrialState.APPLIED:
             values["applied"] = 1
             values["applied_at"] = now
-        if state == "rolled_back":
+        if state == TrialState.ROLLED_BACK:
             values["rolled_back"] = 1
-        if state in FINAL:
+        if state in FINAL_STATES:
             values["finished_at"] = now
         for key, val in fields.items():
-            if key in ("measurements", "params"):
+            if key in ("measurements", "params", "snapshot"):
                 val = json.dumps(val, sort_keys=True)
             elif isinstance(val, bool):
                 val = int(val)
             values[key] = val
         cols = ", ".join(f"{k} = ?" for k in values)
-        self._write(f"UPDATE trials SET {cols} WHERE id = ?", (*values.values(), trial_id))
+        with immediate(self._db) as db:
+            row = db.execute(
+                "SELECT experiment, state FROM trials WHERE id = ?", (trial_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no trial with id {trial_id}")
+            current = str(row["state"])
+            allowed = next((to for s, to in TRANSITIONS.items() if s == current), frozenset())
+            if state not in allowed:
+                raise StoreError(f"trial {trial_id}: cannot go from {current} to {state}")
+            self._fence(str(row["experiment"]))
+            db.execute(f"UPDATE trials SET {cols} WHERE id = ?", (*values.values(), trial_id))
         return self.get(trial_id)
 
     def get(self, trial_id: int) -> Trial:

@@ -1,13 +1,16 @@
-"""The trial store: durable rows, checked state machine, snapshots and incumbents."""
+"""The trial store: durable rows, checked state machine, snapshots (the initial one written once)
+and incumbents."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import pytest
 
 from tests.unit.tuner_doubles import FakeClock
-from tuner.store import StoreError, TrialStore
+from tuner.store import FINAL, IN_FLIGHT, StoreError, TrialStore
+from tuner.trial_state import FINAL_STATES, IN_FLIGHT_STATES
 
 
 def test_pragmas_make_commits_durable(tmp_path):
@@ -90,3 +93,45 @@ def test_audit_log_appends_lines_and_survives_a_failing_sink(tmp_path, capsys):
     entries = log.entries()
     assert [e["action"] for e in entries] == ["apply", "rollback"]  # the torn line is skipped
     assert len(seen) == 2 and "event sink failed" in capsys.readouterr().err
+
+
+def test_initial_snapshot_is_written_once_and_a_later_one_is_logged(tmp_path, caplog):
+    clock = FakeClock()
+    store = TrialStore(tmp_path / "t.db", clock)
+    store.ensure_experiment("e", "name: e")
+    assert store.initial_snapshot_at("e") is None
+    assert store.save_snapshot("e", "initial", "lb", {"be/a": 50})
+    taken = clock.now()
+    clock.sleep(60)
+    with caplog.at_level(logging.INFO, logger="tuner.store"):
+        assert not store.save_snapshot("e", "initial", "lb", {"be/a": 90})  # tuned weights
+    assert "kept the initial snapshot of 'lb'" in caplog.text
+    assert "differs and is not stored" in caplog.text
+    assert store.save_snapshot("e", "initial", "k8s", {"replicas": 2})  # a new applier: its first
+    store.close()
+    again = TrialStore(tmp_path / "t.db", clock)
+    assert again.snapshots("e", "initial") == {"lb": {"be/a": 50}, "k8s": {"replicas": 2}}
+    assert again.initial_snapshot_at("e") == taken
+
+
+def test_a_store_that_lost_its_recorded_initial_snapshot_says_so(tmp_path):
+    store = TrialStore(tmp_path / "t.db")
+    store.ensure_experiment("e", "name: e")
+    store.save_snapshot("e", "initial", "lb", {"be/a": 50})
+    store._db.execute("DELETE FROM snapshots")
+    with pytest.raises(StoreError, match=r"recorded its initial snapshot at .* no longer holds it"):
+        store.snapshots("e", "initial")
+    assert store.snapshots("e", "other") == {}
+
+
+def test_unknown_columns_are_refused(tmp_path):
+    store = TrialStore(tmp_path / "t.db")
+    t = store.propose("e", {}, {})
+    with pytest.raises(StoreError, match="cannot set number"):
+        store.transition(t.id, "applying", number=7)
+    assert store.get(t.id).state == "proposed"
+
+
+def test_state_aliases_follow_the_trial_state_module():
+    assert set(FINAL) == FINAL_STATES and set(IN_FLIGHT) == IN_FLIGHT_STATES
+    assert isinstance(IN_FLIGHT, tuple)  # usable as SQL parameters
