@@ -16,7 +16,8 @@ Design decisions:
   enforced while reading, never from ``st_size``.
 - :class:`ReadErrors` counts failures per reason in
   ``tuneloop_collector_read_errors_total{collector,reason}`` (every reason starts at 0, so
-  ``rate()`` works from the first failure) and logs each failing path once at warning.
+  ``rate()`` works from the first failure) and logs each failing path once at warning. The
+  scheduler renders one family for all collectors, beside ``tuneloop_collector_success``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client.core import Metric
@@ -135,9 +137,19 @@ class ReadErrors:
         with self._lock:
             return dict(self._counts)
 
-    def family(self) -> Metric:
-        """``tuneloop_collector_read_errors_total`` for this collector, every reason present."""
-        family = agent_health.COLLECTOR_READ_ERRORS.family()
+    def add_to(self, family: Metric) -> None:
+        """Add this collector's counts, every reason present, to a read-errors family."""
         for reason, value in self.counts().items():
             family.add_metric([self.collector, reason], float(value))
-        return family
+
+
+def read_errors_family(sources: Iterable[ReadErrors]) -> Metric:
+    """One ``tuneloop_collector_read_errors_total`` family for every collector that reads files.
+
+    Rendered once for all collectors (by the scheduler's self-metrics): a family split across
+    collectors would repeat its HELP line, which the text format forbids.
+    """
+    family = agent_health.COLLECTOR_READ_ERRORS.family()
+    for source in sources:
+        source.add_to(family)
+    return family

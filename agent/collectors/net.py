@@ -124,7 +124,6 @@ class NetCollector(Collector):
         families = list(_table(snmp["Tcp"], catalog.TCP))
         families += _table(self._netstat().get("TcpExt", {}), catalog.TCP_EXT)
         families += self._sysctls()
-        families.append(self.read_errors.family())
         return families
 
     def _netstat(self) -> dict[str, dict[str, int]]:

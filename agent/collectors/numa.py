@@ -176,7 +176,6 @@ class NumaCollector(Collector):
         yield cpus_family
         if self.gpu_processes is not None:
             yield from self._placement(self.gpu_processes(), node_cpus, nodes)
-        yield self.read_errors.family()
 
     def _optional(self, path: Path, read: Callable[[Path, ReadErrors], _T]) -> _T | None:
         """``read(path)``; None when the file is absent, or unreadable (counted)."""

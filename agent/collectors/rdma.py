@@ -108,7 +108,7 @@ class RdmaCollector(Collector):
         device_errors = families[catalog.RDMA_DEVICE_READ_ERRORS.name]
         for device, count in sorted(self._device_errors.items()):
             device_errors.add_metric([device], float(count))
-        return [*families.values(), self.read_errors.family()]
+        return list(families.values())
 
     def _failed(self, path: Path, err: Exception, key: tuple[str, str] | str) -> None:
         if isinstance(err, HostFileError):

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from agent.hostfs import HostFileError, ReadErrors, read_bytes, read_text
+from agent.hostfs import HostFileError, ReadErrors, read_bytes, read_errors_family, read_text
 
 
 def test_a_small_regular_file_is_read(tmp_path):
@@ -61,7 +61,12 @@ def test_read_errors_count_by_reason_and_warn_once_per_path(tmp_path, caplog):
     assert errors.counts()["not_regular"] == 3
     assert errors.counts()["unreadable"] == 1
     assert caplog.text.count("refusing to read a FIFO") == 1
-    family = errors.family()
-    samples = {s.labels["reason"]: s.value for s in family.samples if s.name.endswith("_total")}
-    assert samples["not_regular"] == 3
-    assert {s.labels["collector"] for s in family.samples} == {"net"}
+    family = read_errors_family([errors, ReadErrors("numa")])
+    samples = {
+        (s.labels["collector"], s.labels["reason"]): s.value
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert samples[("net", "not_regular")] == 3
+    assert samples[("numa", "not_regular")] == 0
+    assert len(samples) == 2 * len(errors.counts())
