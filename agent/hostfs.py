@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from prometheus_client.core import Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from tuneloop.catalog import agent_health
 
@@ -137,7 +137,7 @@ class ReadErrors:
         with self._lock:
             return dict(self._counts)
 
-    def add_to(self, family: Metric) -> None:
+    def add_to(self, family: CounterMetricFamily) -> None:
         """Add this collector's counts, every reason present, to a read-errors family."""
         for reason, value in self.counts().items():
             family.add_metric([self.collector, reason], float(value))
