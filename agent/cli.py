@@ -34,6 +34,7 @@ from tuneloop.logs import FORMATS, LEVELS, add_logging_arguments, configure_logg
 from tuneloop.validation import ConfigError
 
 EXIT_USAGE = 2
+SHUTDOWN_BUDGET_S = 4.0  # every thread is a daemon: what is still running then is dropped
 
 log = logging.getLogger("tuneloop.agent")
 
@@ -170,12 +171,16 @@ def serve(config: AgentConfig, web_config: Path | None = None) -> int:
     log.info("serving on %s (port %d); collectors: %s", config.listen, exporter.port, enabled)
     stop.wait()
     log.info("stopping")
-    exporter.stop()
-    scheduler.stop()
-    end = time.monotonic() + 3.0  # one budget for every job, not one each
+    end = time.monotonic() + SHUTDOWN_BUDGET_S  # one budget for all, not one each
+
+    def left() -> float:
+        return max(end - time.monotonic(), 0.0)
+
+    exporter.stop(min(left(), 1.5))
+    scheduler.stop(min(left(), 1.0))
     for job in jobs:  # the iperf3 supervisor stops its server once `stop` is set
         if job.name == "iperf3-server":
-            job.join(max(end - time.monotonic(), 0.0))
+            job.join(left())
     return 0
 
 

@@ -153,5 +153,6 @@ class Exporter:
     def start(self) -> None:
         self._server.start()
 
-    def stop(self) -> None:
-        self._server.stop()
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop serving, waiting at most ``timeout`` for requests in flight."""
+        self._server.stop(timeout)
