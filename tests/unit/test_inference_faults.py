@@ -273,3 +273,15 @@ def test_trickling_headers_are_cut_too() -> None:
         finally:
             stop.set()
             thread.join(5)
+
+
+def test_the_sample_cap_stops_the_reading_inside_one_huge_family() -> None:
+    from agent.collectors.inference_parse import TooManySeries, _capped_lines, parse_samples
+
+    body = "# TYPE x gauge\n" + "".join(f'x{{i="{i}"}} 1\n' for i in range(1000))
+    with pytest.raises(TooManySeries, match="more than 10 samples"):
+        parse_samples(body, max_samples=10)
+    lines = _capped_lines(body, 10)
+    assert [next(lines) for _ in range(11)][-1] == 'x{i="9"} 1\n'  # the comment, ten samples
+    with pytest.raises(TooManySeries):
+        next(lines)  # the eleventh sample is never handed to the parser
