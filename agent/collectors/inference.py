@@ -62,7 +62,7 @@ Fetch = Callable[[str, float], str]
 TargetSource = Sequence["InferenceTarget"] | Callable[[], Sequence["InferenceTarget"]]
 
 MAX_MODELS = 64
-MAX_GRACE_S = 0.5
+MAX_GRACE_S = 1.0
 
 __all__ = [
     "REASONS",
@@ -94,7 +94,7 @@ def target_timeout(timeout_s: float, deadline_s: float | None) -> float:
     """The per-target timeout that lets a whole collection fit the scheduler's deadline."""
     if deadline_s is None:
         return timeout_s
-    grace = min(MAX_GRACE_S, deadline_s * 0.2)  # the collection waits at most half of it more
+    grace = min(MAX_GRACE_S, deadline_s * 0.25)  # the collection waits at most half of it more
     return max(min(timeout_s, deadline_s - grace), 0.01)
 
 
@@ -219,6 +219,7 @@ class InferenceCollector(Collector):
         if not targets:
             return []
         start = self._clock()
+        end = time.monotonic() + self._timeout_s + self._join_grace  # from before any start
         boxes: dict[str, list[TargetResult]] = {}
         busy: set[str] = set()
         for target in targets:
@@ -235,7 +236,6 @@ class InferenceCollector(Collector):
             boxes[target.name] = box
             self._inflight[target.name] = thread
             thread.start()
-        end = time.monotonic() + self._timeout_s + self._join_grace
         for name in boxes:
             self._inflight[name].join(max(end - time.monotonic(), 0.0))
         for stale in set(self._inflight) - {t.name for t in targets}:

