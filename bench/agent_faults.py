@@ -11,7 +11,7 @@ The faulted one also has:
 
 Printed and saved to bench/results/agent_faults.json:
 - the healthy targets' ``tuneloop_inference_target_up`` on the faulted agent (must stay 1);
-- its resident memory (goal <= 100 MiB) and thread count under the flood;
+- its resident memory (goal <= 100 MiB), threads and open files under the flood;
 - /metrics p99 of both agents, scraped alternately, and the ratio faulted/clean;
 - RDMA series of both (the FIFO costs one series, not the device);
 - the time from SIGTERM to exit of each (goal <= 5 s).
@@ -91,6 +91,7 @@ class SlowClients:
         self.stop = threading.Event()
         self.connects = 0
         self.open_now = 0
+        self.first_pass = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _connect(self) -> socket.socket | None:
@@ -119,7 +120,9 @@ class SlowClients:
                     except OSError:
                         sock.close()
                 socks[i] = self._connect()
+                self.open_now += socks[i] is not None
             self.open_now = sum(s is not None for s in socks)
+            self.first_pass.set()
             self.stop.wait(FLOOD_BYTE_EVERY_S)
         for sock in socks:
             if sock is not None:
@@ -240,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_http(f"http://127.0.0.1:{clean_port}/readyz", 60)
             wait_http(f"http://127.0.0.1:{faulted_port}/readyz", 60)
             flood.start()
+            flood.first_pass.wait(120)  # every slow client connected once (bounded)
             time.sleep(6)  # a full collection interval under the flood
             text = wait_for_collection(faulted_url, [*ENGINES, "slowloris"])
             clean_text = metrics(clean_url)
@@ -255,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                     failed += 1
             text = metrics(faulted_url)
             rss, threads = rss_bytes(faulted.pid), threads_of(faulted.pid)
+            agent_fds = len(os.listdir(f"/proc/{faulted.pid}/fd"))
             clean_rss = rss_bytes(clean.pid)
             open_slow = flood.open_now
         finally:
@@ -283,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     all_up = bool(healthy_up) and all(v == 1.0 for v in healthy_up.values())
     print(f"\nhealthy targets up on the faulted agent: {len(healthy_up)}/4 all 1: {all_up}")
     print(f"slowloris target up: {slow_up}; collector success: {success}")
-    print(f"faulted agent: {threads} threads with {open_slow} slow clients open "
-          f"({flood_connects} connects); failed scrapes {failed}/{args.scrapes}")  # fmt: skip
+    print(f"faulted agent: {threads} threads and {agent_fds} open files while {open_slow} slow "
+          f"clients held sockets ({flood_connects} connects); "
+          f"failed scrapes {failed}/{args.scrapes}")  # fmt: skip
     print(f"resident memory {rss / 2**20:.1f} MiB (goal <= 100 MiB); "
           f"SIGTERM to exit {faulted_exit_s:.2f} s (goal <= 5 s)")  # fmt: skip
     path = save(
@@ -294,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             "slow_clients": args.slow_clients,
             "faulted": {
                 "scrape_ms": f, "failed_scrapes": failed, "rss_bytes": rss, "threads": threads,
+                "open_files": agent_fds,
                 "healthy_target_up": healthy_up, "slowloris_target_up": slow_up,
                 "collector_success": success, "rdma_series": rdma_faulted,
                 "sigterm_to_exit_s": faulted_exit_s, "slow_clients_open": open_slow,
