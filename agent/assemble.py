@@ -59,12 +59,14 @@ def _inference(config: AgentConfig, built: dict[str, Collector]) -> Collector:
     from agent.collectors.inference import InferenceCollector, InferenceTarget
 
     static = [InferenceTarget(t.name, t.url, t.engine) for t in config.inference.targets]
+    timeout = config.inference.timeout
+    deadline = config.collectors["inference"].deadline  # every fetch fits the deadline
     if not config.inference.discover_pods or config.inference.node_name is None:
-        return InferenceCollector(static, timeout_s=config.inference.timeout)
+        return InferenceCollector(static, timeout_s=timeout, deadline_s=deadline)
     from agent.kube.pods import discovering_targets
 
     targets = discovering_targets(static, config.inference.node_name)
-    return InferenceCollector(targets, timeout_s=config.inference.timeout)
+    return InferenceCollector(targets, timeout_s=timeout, deadline_s=deadline)
 
 
 def _bench(config: AgentConfig, built: dict[str, Collector]) -> Collector:

@@ -1,4 +1,15 @@
-"""``tuneloop-agent``: the node agent's command line."""
+"""``tuneloop-agent``: the node agent's command line.
+
+Design decisions:
+
+- Logging is configured once, here in ``main``: ``--log-format text|json`` and ``--log-level``
+  before or after the command; the level falls back to the config file's ``log_level``.
+- ``serve`` binds its port before anything starts, and every start-up failure (a port in use,
+  a config or web config file that cannot be read, is not UTF-8 or is invalid) is one line,
+  ``error: ...``, and a non-zero exit: never a traceback.
+- ``--web-config-file`` takes the Prometheus exporter-toolkit format (``agent.webconfig``):
+  TLS, client certificates and basic auth for the agent's endpoints.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +28,13 @@ from agent.config import COLLECTORS, AgentConfig, load_config
 from agent.exporter import Exporter, build_exposition, make_app
 from agent.jobs import start_jobs
 from agent.scheduler import Scheduler
+from agent.webconfig import WebConfigError, bcrypt_verify, load_web_config, require_basic_auth
+from tuneloop import __version__
+from tuneloop.logs import FORMATS, LEVELS, add_logging_arguments, configure_logging
 from tuneloop.validation import ConfigError
+
+EXIT_USAGE = 2
+SHUTDOWN_BUDGET_S = 4.0  # every thread is a daemon: what is still running then is dropped
 
 log = logging.getLogger("tuneloop.agent")
 
@@ -51,7 +69,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help="an inference server /metrics URL to normalise (repeatable; engine auto-detected)",
     )
     parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), help="default info"
+        "--log-level",
+        dest="command_log_level",
+        choices=LEVELS,
+        help="least severe level logged (default: the config's log_level, else info)",
+    )
+    parser.add_argument(
+        "--log-format", dest="command_log_format", choices=FORMATS, help="log line format"
     )
 
 
@@ -63,7 +87,7 @@ def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         "sysfs": args.sysfs,
         "procfs": args.procfs,
         "state_dir": args.state_dir,
-        "log_level": args.log_level,
+        "log_level": getattr(args, "command_log_level", None),
         "gpu.backend": args.gpu_backend,
         "gpu.fake_gpus": args.fake_gpus,
         "gpu.pod_resources_socket": args.pod_resources_socket,
@@ -95,24 +119,48 @@ def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
-    return load_config(args.config, overrides_from_flags(args))
+    """The configuration from the file and the flags; ConfigError names what is wrong."""
+    path: Path | None = args.config
+    if path is not None:
+        try:
+            path.read_bytes().decode("utf-8")
+        except OSError as err:
+            raise ConfigError("--config", f"cannot read {path}: {err.strerror or err}") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError("--config", f"{path} is not UTF-8 text (byte {err.start})") from None
+    return load_config(path, overrides_from_flags(args))
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(args: argparse.Namespace, config: AgentConfig | None = None) -> None:
+    """Configure logging once: flags first, then the config's level, then info."""
+    level = getattr(args, "command_log_level", None) or args.log_level
+    level = level or (config.log_level if config is not None else None) or "info"
+    fmt = getattr(args, "command_log_format", None) or args.log_format or "text"
+    configure_logging(fmt, level)
 
 
-def serve(config: AgentConfig) -> int:
+def build_exporter(config: AgentConfig, app: Any, web_config: Path | None) -> Exporter:
+    """The exporter, bound now (WebConfigError or OSError when it cannot be)."""
+    context = None
+    if web_config is not None:
+        web = load_web_config(web_config)
+        context = web.ssl_context
+        if web.users:
+            verify = bcrypt_verify()
+            assert verify is not None  # load_web_config refuses users without bcrypt
+            app = require_basic_auth(app, web.users, verify)
+    try:
+        return Exporter(app, config.listen, ssl_context=context)
+    except OSError as err:
+        raise OSError(f"cannot listen on {config.listen}: {err.strerror or err}") from None
+
+
+def serve(config: AgentConfig, web_config: Path | None = None) -> int:
     """Run collectors in the background and serve until SIGTERM or SIGINT."""
-    _setup_logging(config.log_level)
     runners = build_runners(config)
     scheduler = Scheduler(runners)
     exposition = build_exposition([r.collector for r in runners], scheduler)
-    exporter = Exporter(make_app(exposition, scheduler.ready), config.listen)
+    exporter = build_exporter(config, make_app(exposition, scheduler.ready), web_config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -123,11 +171,16 @@ def serve(config: AgentConfig) -> int:
     log.info("serving on %s (port %d); collectors: %s", config.listen, exporter.port, enabled)
     stop.wait()
     log.info("stopping")
-    exporter.stop()
-    scheduler.stop()
+    end = time.monotonic() + SHUTDOWN_BUDGET_S  # one budget for all, not one each
+
+    def left() -> float:
+        return max(end - time.monotonic(), 0.0)
+
+    exporter.stop(min(left(), 1.5))
+    scheduler.stop(min(left(), 1.0))
     for job in jobs:  # the iperf3 supervisor stops its server once `stop` is set
         if job.name == "iperf3-server":
-            job.join(5)
+            job.join(left())
     return 0
 
 
@@ -146,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="tuneloop node agent: exports GPU, NUMA, RDMA, TCP and inference-queue "
         "metrics to Prometheus, runs node benchmarks and applies node tuning.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_logging_arguments(parser)
+    parser.set_defaults(log_level=None, log_format=None)  # None: not given, see setup_logging
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = sub.add_parser(
         "serve",
@@ -153,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Collect on each collector's interval and serve the last snapshot.",
     )
     _add_config_flags(serve_parser)
+    serve_parser.add_argument(
+        "--web-config-file",
+        type=Path,
+        help="Prometheus-style web config (tls_server_config, basic_auth_users) for /metrics",
+    )
     scrape_parser = sub.add_parser(
         "scrape",
         help="collect once and print the /metrics text (a quick look at a node)",
@@ -178,12 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command not in ("serve", "scrape", "check-config"):
+        setup_logging(args)
         return int(args.func(args))
     try:
         config = config_from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.command == "check-config":
         for name, settings in config.collectors.items():
             state = "on" if settings.enabled else "off"
@@ -191,10 +253,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:10} {state:3}  {timing}")
         return 0
     if args.command == "scrape":
-        _setup_logging("warning")
+        if args.log_level is None and args.command_log_level is None:
+            args.log_level = "warning"  # the exposition is the output; only problems beside it
+        setup_logging(args)
         sys.stdout.write(scrape_once(config))
         return 0
-    return serve(config)
+    setup_logging(args, config)
+    try:
+        return serve(config, args.web_config_file)
+    except (WebConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,17 +5,19 @@ is rendered to the text format once, when it changes (every few seconds), and ca
 joins the cached text with the few live series rendered fresh each time (the scheduler's
 self-metrics and the agent's own process metrics). The body is the Prometheus text format 0.0.4,
 gzip-compressed when the scraper accepts it (a fast level: the scrape is on loopback or a LAN).
+
+The server is ``agent.httpserver``: a fixed worker pool behind a non-blocking reader of request
+heads, so slow or numerous clients cannot take the threads a scrape needs. Only GET and HEAD
+are served (405 with ``Allow`` otherwise). TLS and basic auth come from a Prometheus-style web
+configuration file (``agent.webconfig``).
 """
 
 from __future__ import annotations
 
 import gzip
-import socket
-import threading
+import ssl
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
@@ -23,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.process_collector import ProcessCollector
 
 from agent.collectors.base import Collector
+from agent.httpserver import ALLOWED_METHODS, HttpServer, Limits
 from agent.scheduler import Scheduler
 
 StartResponse = Callable[..., Any]
@@ -69,6 +72,17 @@ def make_app(exposition: Exposition, ready: Callable[[], bool]) -> Callable[...,
     """The WSGI application serving the three endpoints."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD", "GET") not in ALLOWED_METHODS:
+            data = b"method not allowed\n"
+            start_response(
+                "405 Method Not Allowed",
+                [
+                    ("Allow", ", ".join(ALLOWED_METHODS)),
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(data))),
+                ],
+            )
+            return [data]
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             return _metrics(environ, start_response, exposition.render())
@@ -104,19 +118,6 @@ def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
     return [data]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes every few seconds would drown the log; stay quiet."""
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _ThreadingServerV6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
 def parse_listen(listen: str) -> tuple[str, int]:
     """``host:port``, ``:port`` or ``[v6]:port`` into (host, port); empty host means all."""
     host, sep, port = listen.rpartition(":")
@@ -127,26 +128,31 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class Exporter:
-    """Serves the app on a listen address in a background thread."""
+    """Serves the app on a listen address in the background (binds at construction)."""
 
-    def __init__(self, app: Callable[..., Any], listen: str) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        listen: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         host, port = parse_listen(listen)
-        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
-        self._server = make_server(
-            host, port, app, server_class=server_class, handler_class=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="exporter", daemon=True
-        )
+        self._server = HttpServer(app, host, port, limits, ssl_context)
 
     @property
     def port(self) -> int:
         """The bound port (useful when asked for port 0)."""
-        return int(self._server.server_address[1])
+        return self._server.port
+
+    @property
+    def server(self) -> HttpServer:
+        return self._server
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop serving, waiting at most ``timeout`` for requests in flight."""
+        self._server.stop(timeout)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import Metric
 
 from agent.collectors.base import Collector
+from agent.hostfs import ReadErrors, read_errors_family
 from tuneloop.catalog import collector as self_metrics
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,16 @@ class Scheduler:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loops (a collection in flight is left to finish on its own)."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the loops, waiting at most ``timeout`` in all (not per loop).
+
+        A collection in flight is left to finish on its own: loop and worker threads are
+        daemons, so none of them can hold the process at exit.
+        """
         self._stop.set()
+        end = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(end - time.monotonic(), 0.0))
 
     def _loop(self, runner: CollectorRunner) -> None:
         interval = runner.schedule.interval
@@ -198,6 +204,10 @@ class Scheduler:
             for reason in ("error", "deadline", "stuck"):
                 failures.add_metric([runner.name, reason], float(state.failures[reason]))
         yield from (success, duration, last, failures)
+        sources = [getattr(r.collector, "read_errors", None) for r in self.runners]
+        found = [source for source in sources if isinstance(source, ReadErrors)]
+        if found:
+            yield read_errors_family(found)
 
     def describe(self) -> list[Metric]:
         return []

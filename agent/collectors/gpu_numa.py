@@ -14,6 +14,7 @@ from typing import Any
 
 import pynvml
 
+from agent.hostfs import read_text
 from agent.nvml.api import NvmlLike
 
 
@@ -44,7 +45,7 @@ def node_cpus(sysfs: Path) -> dict[int, set[int]]:
         return nodes
     for entry in base.glob("node[0-9]*"):
         try:
-            nodes[int(entry.name[4:])] = parse_cpulist((entry / "cpulist").read_text())
+            nodes[int(entry.name[4:])] = parse_cpulist(read_text(entry / "cpulist"))
         except (OSError, ValueError):
             continue
     return nodes
@@ -54,7 +55,7 @@ def pci_numa_node(sysfs: Path, nvml_bus_id: str) -> int | None:
     """The kernel's NUMA node for the device, or None when missing or -1."""
     try:
         path = sysfs / "bus" / "pci" / "devices" / sysfs_bus_id(nvml_bus_id) / "numa_node"
-        node = int(path.read_text().strip())
+        node = int(read_text(path).strip())
     except (OSError, ValueError):
         return None
     return node if node >= 0 else None

@@ -6,17 +6,21 @@ documented there).
 
 Design decisions:
 
-- A target that cannot be read (connection refused, timeout, HTTP error, a body that is not
-  Prometheus text, or metrics of no known engine) gets ``tuneloop_inference_target_up`` = 0
-  and one more ``tuneloop_inference_scrape_failures_total{reason}``; the other targets are
-  unaffected. The collection itself still succeeds, even when every target is down: a node
-  whose inference servers are all down (or still loading) is a healthy agent, and ``up`` = 0
-  per target is the accurate report. The collector fails only when the target list itself
-  cannot be obtained.
-- Each fetch runs under the per-target timeout, and the whole collection under a deadline of
-  one timeout per wave of ``max_workers`` targets (plus a small grace), so one slow server
-  delays a collection by at most its timeout. A fetch still running at the deadline counts
-  as a timeout; its result is discarded.
+- A target that cannot be read (connection refused, timeout, HTTP error or redirect, a body
+  over the cap, duplicate series, too many series or models, a body that is not Prometheus
+  text, or metrics of no known engine) gets ``tuneloop_inference_target_up`` = 0 and one more
+  ``tuneloop_inference_scrape_failures_total{target,reason}``; the other targets are
+  unaffected. The collection itself succeeds when every target got its verdict in time, even
+  when every target is down: ``up`` = 0 per target is the accurate report, and the alert reads
+  it. The collector fails only when the target list cannot be obtained.
+- Each target is fetched on its own daemon thread under its own total deadline (connect and
+  whole body, see ``inference_http``), all at once, so a slow target delays nobody: the
+  collection takes one target timeout however many targets there are. A fetch still running
+  at its deadline is abandoned (it ends itself at the same deadline) and counts as a timeout;
+  while it runs, that target is not fetched again, so a stuck target costs one thread.
+  Daemon threads never hold the process at exit.
+- The target timeout is derived from the scheduler's deadline for this collector: at most the
+  deadline less a grace, so a collection always fits its deadline, with 1 target or 50.
 - The ``engine`` label of ``up`` keeps the engine last detected for an auto target, so the
   series does not change identity when the server goes down; never detected reads ``unknown``.
 - Failure counters live as long as their target is configured, and are dropped with it.
@@ -28,26 +32,27 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 
-import requests
-import urllib3.exceptions
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
 from agent.collectors.base import Collector, CollectorError
 from agent.collectors.inference_engines import (
-    ENGINES,
-    Histogram,
-    ParseError,
     detect_engine,
     has_engine_metrics,
     latencies,
     normalise,
     outcomes,
-    parse_samples,
+)
+from agent.collectors.inference_http import REASONS, FetchError, HttpFetcher
+from agent.collectors.inference_parse import MAX_SAMPLES, parse_samples
+from agent.collectors.inference_target import (
+    READ_NAMES,
+    InferenceTarget,
+    TargetResult,
+    classify,
+    short_error,
 )
 from tuneloop.catalog import inference as cat
 
@@ -56,10 +61,18 @@ log = logging.getLogger(__name__)
 Fetch = Callable[[str, float], str]
 TargetSource = Sequence["InferenceTarget"] | Callable[[], Sequence["InferenceTarget"]]
 
-ENGINE_CHOICES = (*ENGINES, "auto")
-REASONS = ("timeout", "connection", "http_status", "too_large", "parse", "unrecognised", "error")
-MAX_BODY_BYTES = 16 * 1024 * 1024
-DEADLINE_GRACE_S = 0.5
+MAX_MODELS = 64
+MAX_GRACE_S = 1.0
+
+__all__ = [
+    "REASONS",
+    "FetchError",
+    "HttpFetcher",
+    "InferenceCollector",
+    "InferenceTarget",
+    "TargetResult",
+    "classify",
+]
 
 _QUANTITY_SPECS = {
     "waiting": cat.INFERENCE_WAITING,
@@ -77,109 +90,12 @@ _LATENCY_SPECS = {
 }
 
 
-@dataclass(frozen=True)
-class InferenceTarget:
-    """One inference server's metrics endpoint; ``engine`` "auto" detects it from the names."""
-
-    name: str
-    url: str
-    engine: str = "auto"
-    model: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(
-                f"inference target name: must be a non-empty string, got {self.name!r}"
-            )
-        where = f"inference target {self.name!r}"
-        if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"{where}: url must start with http:// or https://, got {self.url!r}")
-        if self.engine not in ENGINE_CHOICES:
-            raise ValueError(
-                f"{where}: engine must be one of {', '.join(ENGINE_CHOICES)}, got {self.engine!r}"
-            )
-        if self.model is not None and (not isinstance(self.model, str) or not self.model):
-            raise ValueError(f"{where}: model must be a non-empty string, got {self.model!r}")
-
-
-class FetchError(Exception):
-    """A target could not be read; ``reason`` is one of ``REASONS``."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class HttpFetcher:
-    """The default fetch: GET with requests, one session per worker thread, size-capped."""
-
-    def __init__(self, max_bytes: int = MAX_BODY_BYTES) -> None:
-        self._max_bytes = max_bytes
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers["Accept"] = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
-            self._local.session = session
-        return session
-
-    def __call__(self, url: str, timeout_s: float) -> str:
-        try:
-            with self._session().get(url, timeout=timeout_s, stream=True) as resp:
-                if resp.status_code != 200:
-                    raise FetchError("http_status", f"HTTP {resp.status_code} from {url}")
-                body = bytearray()
-                for chunk in resp.iter_content(chunk_size=65536):
-                    body += chunk
-                    if len(body) > self._max_bytes:
-                        raise FetchError(
-                            "too_large", f"{url} sent more than {self._max_bytes} bytes"
-                        )
-                return body.decode("utf-8", errors="replace")
-        except requests.Timeout as exc:
-            raise FetchError("timeout", f"{url}: timed out after {timeout_s:g} s") from exc
-        except requests.ConnectionError as exc:
-            cause = exc.args[0] if exc.args else None
-            if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
-                raise FetchError("timeout", f"{url}: timed out after {timeout_s:g} s") from exc
-            raise FetchError("connection", f"{url}: {_short(exc)}") from exc
-        except requests.RequestException as exc:
-            raise FetchError("error", f"{url}: {_short(exc)}") from exc
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
-
-
-def classify(exc: BaseException) -> str:
-    """The failure reason label for an exception raised while reading a target."""
-    if isinstance(exc, FetchError):
-        return exc.reason if exc.reason in REASONS else "error"
-    if isinstance(exc, ParseError):
-        return "parse"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ConnectionError):
-        return "connection"
-    return "error"
-
-
-@dataclass(frozen=True)
-class TargetResult:
-    """What one collection learnt about one target."""
-
-    target: InferenceTarget
-    engine: str
-    up: bool
-    duration_s: float
-    values: dict[str, dict[str, float]] = field(default_factory=dict)
-    latencies: dict[str, dict[str, Histogram]] = field(default_factory=dict)
-    outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
-    reason: str | None = None
-    error: str | None = None
+def target_timeout(timeout_s: float, deadline_s: float | None) -> float:
+    """The per-target timeout that lets a whole collection fit the scheduler's deadline."""
+    if deadline_s is None:
+        return timeout_s
+    grace = min(MAX_GRACE_S, deadline_s * 0.25)  # the collection waits at most half of it more
+    return max(min(timeout_s, deadline_s - grace), 0.01)
 
 
 class InferenceCollector(Collector):
@@ -192,43 +108,58 @@ class InferenceCollector(Collector):
         targets: TargetSource,
         fetch: Fetch | None = None,
         timeout_s: float = 2.0,
-        max_workers: int = 8,
+        *,
+        deadline_s: float | None = None,
+        max_samples: int = MAX_SAMPLES,
+        max_models: int = MAX_MODELS,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__()
-        if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and timeout_s > 0):
-            raise ValueError(f"timeout_s: must be a positive number, got {timeout_s!r}")
-        if not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers: must be a positive integer, got {max_workers!r}")
+        for field_name, value in (("timeout_s", timeout_s), ("deadline_s", deadline_s)):
+            if value is None and field_name == "deadline_s":
+                continue
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{field_name}: must be a positive number, got {value!r}")
+        for field_name, count in (("max_samples", max_samples), ("max_models", max_models)):
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"{field_name}: must be a positive integer, got {count!r}")
         self._targets = targets
         self._fetch: Fetch = fetch if fetch is not None else HttpFetcher()
-        self._timeout_s = float(timeout_s)
-        self._max_workers = max_workers
+        self._timeout_s = target_timeout(float(timeout_s), deadline_s)
+        self._join_grace = min(MAX_GRACE_S, self._timeout_s * 0.25) / 2
+        self._max_samples = max_samples
+        self._max_models = max_models
         self._clock = clock
-        self._executor: ThreadPoolExecutor | None = None
         self._state = threading.Lock()
+        self._inflight: dict[str, threading.Thread] = {}
         self._engines: dict[str, str] = {}
         self._failures: dict[tuple[str, str], int] = {}
         self._was_up: dict[str, bool] = {}
         self._results: tuple[TargetResult, ...] = ()
 
     @property
+    def timeout_s(self) -> float:
+        """Each target's total deadline, derived from the configured timeout and deadline."""
+        return self._timeout_s
+
+    @property
     def last_results(self) -> tuple[TargetResult, ...]:
         """Per-target results of the last collection, in target order."""
         return self._results
 
+    def inflight(self) -> int:
+        """Fetch threads still running (abandoned ones included)."""
+        return sum(t.is_alive() for t in self._inflight.values())
+
     def close(self) -> None:
-        """Stop the worker threads (fetches in progress finish on their own timeout)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Nothing to stop: abandoned fetches end at their own deadline, on daemon threads."""
 
     def _current_targets(self) -> list[InferenceTarget]:
         try:
             raw = self._targets() if callable(self._targets) else self._targets
             targets = list(raw)
         except Exception as exc:
-            raise CollectorError(f"listing inference targets failed: {_short(exc)}") from exc
+            raise CollectorError(f"listing inference targets failed: {short_error(exc)}") from exc
         unique: dict[str, InferenceTarget] = {}
         for target in targets:
             if not isinstance(target, InferenceTarget):
@@ -243,27 +174,26 @@ class InferenceCollector(Collector):
         start = self._clock()
         engine = target.engine if target.engine != "auto" else self._engines.get(target.name)
         try:
-            index = parse_samples(self._fetch(target.url, self._timeout_s))
+            body = self._fetch(target.url, self._timeout_s)
+            index = parse_samples(body, READ_NAMES.__contains__, self._max_samples)
+            del body
             if target.engine == "auto":
                 engine = detect_engine(index)
                 if engine is None:
                     raise FetchError(
                         "unrecognised",
                         f"{target.url}: no vLLM, SGLang, TGI or Triton metrics among "
-                        f"{len(index)} series",
+                        f"{len(index)} names",
                     )
             elif not has_engine_metrics(index, target.engine):
                 raise FetchError("unrecognised", f"{target.url}: no {target.engine} metrics")
             assert engine is not None
             values = normalise(index, engine, target.model)
+            hists = latencies(index, engine, target.model)
+            finished = outcomes(index, engine, target.model)
+            self._check_models(target, values, hists, finished)
             return TargetResult(
-                target,
-                engine,
-                True,
-                self._clock() - start,
-                values,
-                latencies(index, engine, target.model),
-                outcomes(index, engine, target.model),
+                target, engine, True, self._clock() - start, values, hists, finished
             )
         except Exception as exc:
             return TargetResult(
@@ -272,30 +202,58 @@ class InferenceCollector(Collector):
                 False,
                 self._clock() - start,
                 reason=classify(exc),
-                error=_short(exc),
+                error=short_error(exc),
+            )
+
+    def _check_models(
+        self, target: InferenceTarget, *tables: Mapping[str, Mapping[str, object]]
+    ) -> None:
+        models = {model for table in tables for per_model in table.values() for model in per_model}
+        if len(models) > self._max_models:
+            raise FetchError(
+                "too_many_series",
+                f"{target.url}: {len(models)} models, more than the cap of {self._max_models}",
             )
 
     def _scrape_all(self, targets: list[InferenceTarget]) -> list[TargetResult]:
         if not targets:
             return []
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self._max_workers, thread_name_prefix="inference-scrape"
-            )
         start = self._clock()
-        futures: list[Future[TargetResult]] = [
-            self._executor.submit(self._scrape_one, t) for t in targets
-        ]
-        waves = math.ceil(len(targets) / self._max_workers)
-        wait(futures, timeout=self._timeout_s * waves + DEADLINE_GRACE_S)
-        results = []
-        for target, future in zip(targets, futures, strict=True):
-            if future.done():
-                results.append(future.result())
+        end = time.monotonic() + self._timeout_s + self._join_grace  # from before any start
+        boxes: dict[str, list[TargetResult]] = {}
+        busy: set[str] = set()
+        for target in targets:
+            previous = self._inflight.get(target.name)
+            if previous is not None and previous.is_alive():
+                busy.add(target.name)  # an abandoned fetch still runs: do not pile up
                 continue
-            future.cancel()
+            box: list[TargetResult] = []
+            thread = threading.Thread(
+                target=lambda t=target, b=box: b.append(self._scrape_one(t)),
+                name=f"inference-{target.name}"[:60],
+                daemon=True,
+            )
+            boxes[target.name] = box
+            self._inflight[target.name] = thread
+            thread.start()
+        for name in boxes:
+            self._inflight[name].join(max(end - time.monotonic(), 0.0))
+        for stale in set(self._inflight) - {t.name for t in targets}:
+            if not self._inflight[stale].is_alive():
+                del self._inflight[stale]
+        results = []
+        for target in targets:
+            box = boxes.get(target.name, [])
+            if box:
+                results.append(box[0])
+                continue
             engine = target.engine if target.engine != "auto" else "unknown"
             engine = self._engines.get(target.name, engine)
+            why = (
+                "the previous fetch is still running"
+                if target.name in busy
+                else "no answer within the collection deadline"
+            )
             results.append(
                 TargetResult(
                     target,
@@ -303,7 +261,7 @@ class InferenceCollector(Collector):
                     False,
                     self._clock() - start,
                     reason="timeout",
-                    error=f"{target.url}: no answer within the collection deadline",
+                    error=f"{target.url}: {why}",
                 )
             )
         return results

@@ -75,10 +75,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client.parser import text_string_to_metric_families
+from agent.collectors.inference_parse import ParseError, SampleIndex, parse_samples
 
 Labels = Mapping[str, str]
-SampleIndex = dict[str, list[tuple[dict[str, str], float]]]
 
 ENGINES = ("vllm", "sglang", "tgi", "triton")
 QUANTITIES = (
@@ -95,27 +94,7 @@ LATENCIES = ("ttft", "inter_token", "e2e")
 OUTCOMES = ("success", "error", "aborted")
 UNKNOWN_MODEL = "unknown"
 
-
-class ParseError(ValueError):
-    """The body is not Prometheus text exposition."""
-
-
-def parse_samples(text: str) -> SampleIndex:
-    """Index every finite sample of a /metrics body by name (counters by base name)."""
-    index: SampleIndex = {}
-    try:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                name = sample.name
-                if family.type == "counter" and name in (family.name, family.name + "_total"):
-                    name = family.name
-                value = float(sample.value)
-                if math.isfinite(value):
-                    index.setdefault(name, []).append((dict(sample.labels), value))
-    except ValueError as exc:
-        first_line = text.strip().splitlines()[0][:80] if text.strip() else ""
-        raise ParseError(f"not Prometheus text exposition ({exc}); starts {first_line!r}") from exc
-    return index
+__all__ = ["ParseError", "SampleIndex", "parse_samples"]
 
 
 @dataclass(frozen=True)

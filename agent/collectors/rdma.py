@@ -7,6 +7,9 @@ Design decisions:
   ``tuneloop_rdma_stat_read_errors_total{device,port}``; the rest of the port and the device
   still export. (node_exporter drops the whole device on such a file.) An unreadable device
   directory or port list is counted in ``tuneloop_rdma_device_read_errors_total{device}``.
+  Every skipped file is also counted by reason in ``tuneloop_collector_read_errors_total``, the
+  counter every collector shares. Files are read through ``agent.hostfs``: a FIFO or device in
+  place of a counter is refused without blocking, and a file is read up to a small bound.
   The error counters start at 0 for every device and port seen, so ``rate()`` works from the
   first failure.
 - No /sys/class/infiniband at all is a node without RDMA: nothing is exported and the collection
@@ -18,7 +21,6 @@ Design decisions:
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Iterable
@@ -27,10 +29,9 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agent.collectors.base import Collector, CollectorError
+from agent.hostfs import HostFileError, ReadErrors, read_text
 from tuneloop.catalog import rdma as catalog
 from tuneloop.catalog.base import MetricSpec
-
-log = logging.getLogger(__name__)
 
 Families = dict[str, GaugeMetricFamily | CounterMetricFamily]
 
@@ -62,14 +63,18 @@ def parse_state(text: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
+class _Malformed(ValueError):
+    """A file that was read but does not hold what its name promises."""
+
+
 def _read(path: Path) -> str:
-    return path.read_bytes().decode("ascii", errors="replace").strip()
+    return read_text(path).strip()
 
 
 def _read_counter(path: Path) -> int:
     text = _read(path)
-    if not text.isdigit():
-        raise ValueError(f"{text!r} is not an unsigned integer")
+    if not text.isascii() or not text.isdigit():
+        raise _Malformed(f"{text[:40]!r} is not an unsigned integer")
     return int(text)
 
 
@@ -83,7 +88,7 @@ class RdmaCollector(Collector):
         self.sysfs = Path(sysfs)
         self._counter_errors: dict[tuple[str, str], int] = {}
         self._device_errors: dict[str, int] = {}
-        self._warned: set[Path] = set()
+        self.read_errors = ReadErrors(self.name)
 
     def scrape(self) -> Iterable[Metric]:
         """Families for every readable device and port; nothing when the node has no RDMA."""
@@ -106,13 +111,15 @@ class RdmaCollector(Collector):
         return list(families.values())
 
     def _failed(self, path: Path, err: Exception, key: tuple[str, str] | str) -> None:
+        if isinstance(err, HostFileError):
+            reason = err.reason
+        else:
+            reason = "malformed" if isinstance(err, ValueError) else "unreadable"
+        self.read_errors.count(reason, path, str(err))
         if isinstance(key, tuple):
             self._counter_errors[key] = self._counter_errors.get(key, 0) + 1
         else:
             self._device_errors[key] = self._device_errors.get(key, 0) + 1
-        if path not in self._warned:  # once per path: a bad file stays bad every refresh
-            self._warned.add(path)
-            log.warning("rdma: skipping %s: %s", path, err)
 
     def _device(self, path: Path, families: Families) -> None:
         device = path.name
@@ -127,10 +134,9 @@ class RdmaCollector(Collector):
         for name in ("hca_type", "fw_ver", "board_id"):
             try:
                 info.append(_read(path / name))
-            except FileNotFoundError:
-                info.append("")  # not every driver has every file
-            except OSError as err:
-                self._failed(path / name, err, device)
+            except HostFileError as err:
+                if err.reason != "missing":  # not every driver has every file
+                    self._failed(path / name, err, device)
                 info.append("")
         families[catalog.RDMA_DEVICE_INFO.name].add_metric([device, *info], 1.0)
         for port in ports:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from agent.collectors.inference import ENGINE_CHOICES, InferenceTarget
+from agent.collectors.inference_target import ENGINE_CHOICES, InferenceTarget
 
 log = logging.getLogger(__name__)
 

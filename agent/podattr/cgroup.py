@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.hostfs import HostFileError, read_text
+
 _UID = r"[0-9a-fA-F]{8}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{12}"
 _SYSTEMD = re.compile(
     rf"kubepods(?:-(?P<qos>burstable|besteffort))?-pod(?P<uid>{_UID})\.slice"
@@ -61,7 +63,9 @@ def parse_cgroup(text: str) -> PodCgroup | None:
 def read_pod_cgroup(procfs: Path, pid: int) -> PodCgroup | None:
     """Parse ``{procfs}/<pid>/cgroup``; ``None`` when the process is gone or not in a pod."""
     try:
-        text = (procfs / str(pid) / "cgroup").read_text()
-    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-        return None
+        text = read_text(procfs / str(pid) / "cgroup")
+    except HostFileError as err:
+        if err.reason == "missing":
+            return None
+        raise
     return parse_cgroup(text)

@@ -157,3 +157,146 @@ class socket_port:
 
     def __exit__(self, *exc: object) -> None:
         self._sock.close()
+
+
+class TricklingTarget:
+    """A loopback /metrics that answers one byte every 0.5 s (bounded: 600 bytes at most)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.stop = threading.Event()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/metrics"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn) -> None:
+        body = (FIXTURES / "inference" / "vllm.metrics").read_bytes()
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        with conn:
+            for byte in answer[:600]:
+                if self.stop.wait(0.5):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+def wait_for(url: str, predicate, timeout_s: float = 30.0) -> str:
+    """Poll ``url`` (bounded in time) until ``predicate(body)``; the last body."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+            if predicate(text):
+                return text
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} never satisfied the check; last body:\n{text[-2000:]}")
+
+
+def test_sigterm_ends_the_agent_within_seconds_even_with_a_trickling_target(
+    inference_server, tmp_path
+):
+    slow = TricklingTarget()
+    with socket_port() as port:
+        pass
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--collectors",
+        "inference",
+        "--interval",
+        "inference=2",
+        "--inference-target",
+        f"slow={slow.url}",
+        *[f"--inference-target=ok{i}={inference_server}/vllm.metrics" for i in range(4)],
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        text = wait_for(
+            f"http://127.0.0.1:{port}/metrics",
+            lambda t: 'tuneloop_inference_target_up{engine="unknown",target="slow"} 0.0' in t,
+        )
+        for i in range(4):
+            assert f'tuneloop_inference_target_up{{engine="vllm",target="ok{i}"}} 1.0' in text
+        assert 'tuneloop_collector_success{collector="inference"} 1.0' in text
+        assert 'scrape_failures_total{reason="timeout",target="slow"}' in text
+        start = time.monotonic()
+        proc.terminate()
+        proc.wait(timeout=20)
+        elapsed = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate(timeout=10)[0].decode()
+        slow.close()
+    assert proc.returncode == 0, output
+    assert elapsed < 10, f"took {elapsed:.1f}s to exit after SIGTERM"
+
+
+def run_agent(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_serve_on_a_port_in_use_is_one_line_error():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_agent(
+            "serve", "--listen", f"127.0.0.1:{port}", "--collectors", "net",
+            "--procfs", str(FIXTURES / "node" / "proc"),
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"listen: '\xff\xfe'\n", "is not UTF-8 text"), (None, "cannot read")],
+)
+def test_serve_with_a_bad_config_file_is_one_line_error(tmp_path, content, words):
+    path = tmp_path / "agent.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_agent("serve", "--config", str(path))
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and words in line and str(path) in line

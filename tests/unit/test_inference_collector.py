@@ -199,8 +199,10 @@ def test_target_validation_names_the_field(kwargs, message) -> None:
 def test_collector_arguments_are_validated() -> None:
     with pytest.raises(ValueError, match="timeout_s"):
         InferenceCollector([], timeout_s=0)
-    with pytest.raises(ValueError, match="max_workers"):
-        InferenceCollector([], max_workers=0)
+    with pytest.raises(ValueError, match="max_models"):
+        InferenceCollector([], max_models=0)
+    with pytest.raises(ValueError, match="deadline_s"):
+        InferenceCollector([], deadline_s=-1)
 
 
 def test_classify_maps_exceptions_to_bounded_reasons() -> None:

@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -95,10 +96,49 @@ def test_malformed_snmp_names_file_and_line(procfs, text, message):
     assert str(procfs / "net" / "snmp") in str(err.value)
 
 
-def test_malformed_netstat_is_an_error_too(procfs):
-    (procfs / "net" / "netstat").write_text("TcpExt: TCPTimeouts\nTcpExt: soon\n")
-    with pytest.raises(CollectorError, match=r"netstat:2: TcpExt TCPTimeouts is 'soon'"):
-        NetCollector(procfs).refresh()
+def read_errors(collector: NetCollector, reason: str) -> int:
+    return collector.read_errors.counts()[reason]
+
+
+def test_a_bad_netstat_value_drops_that_column_only(procfs, caplog):
+    (procfs / "net" / "netstat").write_text("TcpExt: TCPTimeouts ListenDrops\nTcpExt: soon 7\n")
+    collector = NetCollector(procfs)
+    m = exported(collector)
+    assert ("tuneloop_tcp_timeouts_total",) not in m
+    assert m[("tuneloop_tcp_listen_drops_total",)] == 7
+    assert m[("tuneloop_tcp_retransmitted_segments_total",)] > 0
+    assert read_errors(collector, "malformed") == 1
+    assert "TcpExt TCPTimeouts is 'soon'" in caplog.text
+
+
+def test_a_malformed_netstat_drops_netstat_only(procfs):
+    (procfs / "net" / "netstat").write_text("TcpExt: TCPTimeouts\n")
+    collector = NetCollector(procfs)
+    m = exported(collector)
+    assert ("tuneloop_tcp_timeouts_total",) not in m
+    assert ("tuneloop_tcp_retransmitted_segments_total",) in m
+    assert read_errors(collector, "malformed") == 1
+
+
+def test_a_fifo_in_place_of_a_sysctl_is_refused_without_blocking(procfs):
+    path = procfs / "sys" / "net" / "ipv4" / "tcp_rmem"
+    path.unlink()
+    os.mkfifo(path)
+    collector = NetCollector(procfs)
+    m = exported(collector)  # a plain read would block here forever
+    assert not any(k[0] == "tuneloop_tcp_rmem_bytes" for k in m)
+    assert m[("tuneloop_net_core_wmem_max_bytes",)] == 16777216
+    assert read_errors(collector, "not_regular") == 1
+
+
+def test_a_fifo_in_place_of_snmp_fails_the_collection_at_once(procfs):
+    path = procfs / "net" / "snmp"
+    path.unlink()
+    os.mkfifo(path)
+    collector = NetCollector(procfs)
+    with pytest.raises(CollectorError, match="refusing to read a FIFO"):
+        collector.refresh()
+    assert collector.read_errors.counts()["not_regular"] == 1
 
 
 def test_missing_snmp_is_an_error(tmp_path):
@@ -112,20 +152,21 @@ def test_snmp_without_tcp_is_an_error(procfs):
         NetCollector(procfs).refresh()
 
 
-def test_absent_sysctl_is_skipped_malformed_one_is_an_error(procfs):
+def test_absent_sysctl_is_skipped_a_malformed_one_drops_its_series(procfs):
     (procfs / "sys" / "net" / "core" / "rmem_max").unlink()
-    m = exported(NetCollector(procfs))
+    collector = NetCollector(procfs)
+    m = exported(collector)
     assert ("tuneloop_net_core_rmem_max_bytes",) not in m
     assert m[("tuneloop_net_core_wmem_max_bytes",)] == 16777216
+    assert read_errors(collector, "missing") == 0  # absent is normal, not an error
     (procfs / "sys" / "net" / "ipv4" / "tcp_rmem").write_text("4096 131072\n")
-    with pytest.raises(
-        CollectorError, match=r"tcp_rmem: expected 3 integer\(s\), got '4096 131072'"
-    ):
-        NetCollector(procfs).refresh()
-    (procfs / "sys" / "net" / "ipv4" / "tcp_rmem").write_text("4096 131072 16777216\n")
     (procfs / "sys" / "net" / "core" / "wmem_max").write_text("big\n")
-    with pytest.raises(CollectorError, match=r"wmem_max: expected integers, got 'big'"):
-        NetCollector(procfs).refresh()
+    collector = NetCollector(procfs)
+    m = exported(collector)
+    assert not any(k[0] == "tuneloop_tcp_rmem_bytes" for k in m)
+    assert ("tuneloop_net_core_wmem_max_bytes",) not in m
+    assert any(k[0] == "tuneloop_tcp_wmem_bytes" for k in m)
+    assert read_errors(collector, "malformed") == 2
 
 
 def test_every_exported_name_is_in_the_catalog():

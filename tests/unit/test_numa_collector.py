@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -120,23 +121,103 @@ def test_without_a_process_source_no_placement_is_exported():
     assert not [k for k in m if k[0].startswith("tuneloop_gpu_process")]
 
 
-def test_malformed_meminfo_names_file_and_line(tmp_path):
+def read_errors(collector: NumaCollector) -> dict[str, int]:
+    return {k: v for k, v in collector.read_errors.counts().items() if v}
+
+
+def test_a_malformed_meminfo_line_drops_that_line_only(tmp_path, caplog):
     node = tmp_path / "devices" / "system" / "node" / "node0"
     node.mkdir(parents=True)
-    (node / "meminfo").write_text("Node 0 MemTotal:  100 kB\nNode 0 MemFree:  lots kB\n")
-    with pytest.raises(CollectorError, match=r"node0/meminfo:2: value 'lots' is not an integer"):
-        NumaCollector(tmp_path, tmp_path).refresh()
-    (node / "meminfo").write_text("MemTotal: 100 kB\n")
-    with pytest.raises(CollectorError, match=r"node0/meminfo:1: expected 'Node N Field"):
-        NumaCollector(tmp_path, tmp_path).refresh()
+    (node / "meminfo").write_text(
+        "Node 0 MemTotal:  100 kB\nNode 0 MemFree:  lots kB\nMemUsed: 1 kB\n"
+    )
+    collector = NumaCollector(tmp_path, tmp_path)
+    m = exported(collector)
+    total = [v for k, v in m.items() if k[0] == "tuneloop_numa_memory_total_bytes"]
+    assert total == [100 * 1024]
+    assert not [k for k in m if k[0] == "tuneloop_numa_memory_free_bytes"]
+    assert read_errors(collector) == {"malformed": 2}
+    assert "node0/meminfo:2" in caplog.text and "'lots' is not an integer" in caplog.text
 
 
-def test_malformed_numastat_names_file_and_line(tmp_path):
+def test_a_malformed_numastat_line_drops_that_line_only(tmp_path):
     node = tmp_path / "devices" / "system" / "node" / "node3"
     node.mkdir(parents=True)
-    (node / "numastat").write_text("numa_hit 1\nnuma_miss\n")
-    with pytest.raises(CollectorError, match=r"node3/numastat:2: expected 'field count'"):
-        NumaCollector(tmp_path, tmp_path).refresh()
+    (node / "numastat").write_text("numa_hit 1\nnuma_miss\nnuma_foreign 5\n")
+    collector = NumaCollector(tmp_path, tmp_path)
+    m = exported(collector)
+    events = {
+        label: v
+        for k, v in m.items()
+        if k[0] == "tuneloop_numa_events_total"
+        for label in k[1:]
+        if label.startswith("event=")
+    }
+    assert events == {"event=hit": 1, "event=foreign": 5}
+    assert read_errors(collector) == {"malformed": 1}
+
+
+def hostile_node(tmp_path):
+    """A copy of the fixture sysfs to break, and four GPU processes on nodes 0 and 1."""
+    shutil.copytree(NODE / "sys", tmp_path / "sys")
+    node = tmp_path / "sys" / "devices" / "system" / "node"
+    processes = [GpuProcess("0", 100, 0), GpuProcess("1", 101, 0), GpuProcess("4", 102, 1)]
+    for pid in (100, 101, 102):
+        write_process_status(tmp_path / "proc", pid, "0-63")
+    return node, processes
+
+
+def by_pid(m, name):
+    return {label: v for k, v in m.items() if k[0] == name for label in k if "pid=" in label}
+
+
+def cross_numa(m):
+    return by_pid(m, "tuneloop_gpu_process_cross_numa")
+
+
+def test_a_fifo_in_place_of_a_cpulist_drops_that_node_only(tmp_path):
+    node, processes = hostile_node(tmp_path)
+    (node / "node0" / "cpulist").unlink()
+    os.mkfifo(node / "node0" / "cpulist")
+    collector = NumaCollector(tmp_path / "sys", tmp_path / "proc", lambda: processes)
+    m = exported(collector)  # a plain read of the FIFO would block here forever
+    assert cross_numa(m) == {"pid=102": 1}
+    cpus = [k for k in m if k[0] == "tuneloop_numa_node_cpus"]
+    assert len(cpus) == 1
+    assert read_errors(collector) == {"not_regular": 1}
+
+
+def test_a_bad_cpulist_value_drops_that_node_not_the_collection(tmp_path):
+    node, processes = hostile_node(tmp_path)
+    (node / "node1" / "cpulist").write_text("16-x\n")
+    collector = NumaCollector(tmp_path / "sys", tmp_path / "proc", lambda: processes)
+    m = exported(collector)
+    assert cross_numa(m) == {"pid=100": 1, "pid=101": 1}
+    assert read_errors(collector) == {"malformed": 1}
+
+
+def test_an_empty_cpulist_is_reported_and_its_processes_are_cross_numa(tmp_path, caplog):
+    node, processes = hostile_node(tmp_path)
+    (node / "node1" / "cpulist").write_text("\n")
+    collector = NumaCollector(tmp_path / "sys", tmp_path / "proc", lambda: processes)
+    m = exported(collector)
+    assert cross_numa(m) == {"pid=100": 1, "pid=101": 1, "pid=102": 1}
+    ratio = by_pid(m, "tuneloop_gpu_process_off_node_cpus_ratio")
+    assert ratio["pid=102"] == 1.0
+    assert read_errors(collector) == {"empty": 1}
+    assert "lists no CPUs" in caplog.text
+    assert [r.levelname for r in caplog.records if "lists no CPUs" in r.message] == ["WARNING"]
+
+
+def test_a_huge_status_file_is_refused_not_read_whole(tmp_path):
+    _node, processes = hostile_node(tmp_path)
+    status = tmp_path / "proc" / "101" / "status"
+    with status.open("ab") as out:
+        out.write(b"x" * (1024 * 1024))
+    collector = NumaCollector(tmp_path / "sys", tmp_path / "proc", lambda: processes)
+    m = exported(collector)
+    assert set(cross_numa(m)) == {"pid=100", "pid=102"}
+    assert read_errors(collector) == {"too_large": 1}
 
 
 def test_no_nodes_is_an_error(tmp_path):

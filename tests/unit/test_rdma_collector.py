@@ -144,6 +144,23 @@ def test_unreadable_files_and_device_are_isolated(sysfs):
     assert m[("tuneloop_rdma_port_transmit_bytes_total", *P2)] == 4 * 123_456_789
 
 
+def test_a_fifo_in_place_of_a_counter_is_refused_the_rest_exports(sysfs):
+    port = sysfs / "class" / "infiniband" / "mlx5_0" / "ports" / "1"
+    (port / "hw_counters" / "np_cnp_sent").unlink()
+    os.mkfifo(port / "hw_counters" / "np_cnp_sent")
+    (port / "counters" / "port_xmit_data").write_text("9" * (200 * 1024))  # read to a bound
+    collector = RdmaCollector(sysfs)
+    m = exported(collector)  # a plain read of the FIFO would block here forever
+    assert ("tuneloop_rdma_cnp_sent_total", *P0) not in m
+    assert ("tuneloop_rdma_port_transmit_bytes_total", *P0) not in m
+    assert m[("tuneloop_rdma_port_up", *P0)] == 1
+    assert m[("tuneloop_rdma_port_transmit_bytes_total", *P2)] == 4 * 123_456_789
+    assert m[("tuneloop_rdma_stat_read_errors_total", *P0)] == 2
+    shared = collector.read_errors.counts()  # tuneloop_collector_read_errors_total{rdma,...}
+    assert (shared["not_regular"], shared["too_large"]) == (1, 1)
+    assert shared["malformed"] == 1  # the fixture's N/A counter on mlx5_1
+
+
 def test_node_without_rdma_exports_nothing(tmp_path):
     collector = RdmaCollector(tmp_path)
     collector.refresh()

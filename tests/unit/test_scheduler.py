@@ -1,10 +1,12 @@
 import threading
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from agent.collectors.base import Collector
+from agent.hostfs import ReadErrors
 from agent.scheduler import CollectorRunner, Schedule, Scheduler
 
 
@@ -130,3 +132,56 @@ def test_names_must_be_unique_and_schedules_positive():
         )
     with pytest.raises(ValueError):
         Schedule(0, 1)
+
+
+class Reading(Collector):
+    """A collector that reads host files and counts what it skipped."""
+
+    def __init__(self, name: str, skipped: int) -> None:
+        super().__init__()
+        self.name = name
+        self.read_errors = ReadErrors(name)
+        for _ in range(skipped):
+            self.read_errors.count("not_regular", f"/sys/{name}", "refusing to read a FIFO")
+
+    def scrape(self):
+        return []
+
+
+def test_read_errors_of_every_collector_render_as_one_family():
+    runners = [
+        CollectorRunner(Reading("net", 2), Schedule(1, 1)),
+        CollectorRunner(Reading("numa", 0), Schedule(1, 1)),
+        CollectorRunner(Steady(), Schedule(1, 1)),
+    ]
+    for runner in runners:
+        runner.run_once()
+    registry = CollectorRegistry()
+    registry.register(Scheduler(runners))
+    text = generate_latest(registry).decode()
+    assert text.count("# HELP tuneloop_collector_read_errors_total") == 1
+    assert 'tuneloop_collector_read_errors_total{collector="net",reason="not_regular"} 2.0' in text
+    assert 'tuneloop_collector_read_errors_total{collector="numa",reason="not_regular"} 0.0' in text
+    assert 'read_errors_total{collector="steady"' not in text
+
+
+def test_stop_waits_a_total_not_a_timeout_per_loop():
+    release = threading.Event()
+
+    class Stuck(Collector):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def scrape(self):
+            release.wait(30)
+            return []
+
+    scheduler = Scheduler([CollectorRunner(Stuck(f"stuck{i}"), Schedule(60, 30)) for i in range(5)])
+    scheduler.start()
+    try:
+        start = time.monotonic()
+        scheduler.stop(timeout=0.2)
+        assert time.monotonic() - start < 5 * 0.2  # five stuck loops, one shared budget
+    finally:
+        release.set()

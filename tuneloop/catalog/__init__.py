@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from tuneloop.catalog import (
+    agent_health,
     bench,
     collector,
     gpu,
@@ -26,6 +27,7 @@ from tuneloop.catalog.base import MetricSpec, counter, gauge
 
 _MODULES: dict[str, ModuleType] = {
     "collector": collector,
+    "agent_health": agent_health,
     "gpu": gpu,
     "numa": numa,
     "rdma": rdma,
