@@ -78,8 +78,8 @@ def test_a_fleet_wide_slowdown_shifts_nothing():
 
 
 def test_no_shift_onto_replicas_without_headroom():
-    settings = ShiftSettings(ema_alpha=1.0, threshold_s=0.2, clear_ratio=0.5, max_drained=1)
-    # b and c are under the trip line but over the clear line (0.1): no headroom for a's load
+    settings = ShiftSettings(ema_alpha=1.0, threshold_s=0.2, headroom_ratio=0.5)
+    # b and c are under the trip line but over the headroom line (0.1): no room for a's load
     result = step(initial_states(BASE), {"a": 0.9, "b": 0.15, "c": 0.15}, settings, now=0.0)
     assert result.weights == BASE
     assert "no headroom" in result.events[0].reason
@@ -98,3 +98,5 @@ def test_settings_are_validated():
         ShiftSettings(clear_ratio=1.0)
     with pytest.raises(ValueError, match="relative"):
         ShiftSettings(relative=0.5)
+    with pytest.raises(ValueError, match="headroom_ratio"):
+        ShiftSettings(headroom_ratio=0.0)

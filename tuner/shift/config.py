@@ -11,7 +11,7 @@ latency: {metric: e2e, quantile: 0.99, window: 30s}
 interval: 5s
 min_apply_interval: 0s   # rate-limits changes, e.g. 10s for nginx, whose changes reload it
 policy: {threshold: 200ms, relative: 2.0, ema_alpha: 0.5, clear_ratio: 0.8, hold: 30s,
-         step_ratio: 0.25, min_weight: 1, max_drained: 1}
+         step_ratio: 0.25, min_weight: 1, max_drained: 1, headroom_ratio: 1.0}
 ```
 
 By default each replica's latency is the agent's normalised server-side histogram for its
@@ -94,7 +94,7 @@ def _settings(raw: Any) -> ShiftSettings:
     f = "policy"
     raw = v.mapping(raw, f)
     keys = {"threshold", "relative", "ema_alpha", "clear_ratio", "hold", "step_ratio"}
-    v.no_unknown_keys(raw, f, keys | {"min_weight", "max_drained"})
+    v.no_unknown_keys(raw, f, keys | {"min_weight", "max_drained", "headroom_ratio"})
     d = ShiftSettings()
     threshold = raw.get("threshold", d.threshold_s if "relative" not in raw else None)
     relative = raw.get("relative")

@@ -13,9 +13,10 @@ is no valid reading). The policy, with no I/O and no clock of its own:
 * restores in the same steps once the replica has stayed under the *clear* threshold
   (``clear_ratio`` of the trip threshold: hysteresis) for ``hold_s``, up to its baseline weight;
 * guards capacity: at most ``max_drained`` replicas shifted at once (the worst first), and no
-  new shift while the replicas that would take the load are themselves over their clear
-  threshold: their own P99 is the evidence of headroom. A fleet-wide slowdown therefore shifts
-  nothing: with a relative threshold nobody stands out; with an absolute one nobody has headroom.
+  step while any replica that would take the load is over ``headroom_ratio`` of the trip
+  threshold: their own P99 is the evidence of headroom (1.0, the default, means "not degraded
+  itself"; lower it to keep a margin). A fleet-wide slowdown therefore shifts nothing: with a
+  relative threshold nobody stands out; with an absolute one nobody has headroom.
 
 Baselines are the tuner's weights: the shifter works around them and returns to them.
 """
@@ -48,6 +49,7 @@ class ShiftSettings:
     step_ratio: float = 0.25
     min_weight: int = 1
     max_drained: int = 1
+    headroom_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if self.threshold_s is None and self.relative is None:
@@ -58,6 +60,8 @@ class ShiftSettings:
             raise ValueError(f"clear_ratio must be in (0, 1), got {self.clear_ratio}")
         if not 0 < self.step_ratio <= 1:
             raise ValueError(f"step_ratio must be in (0, 1], got {self.step_ratio}")
+        if not 0 < self.headroom_ratio <= 1:
+            raise ValueError(f"headroom_ratio must be in (0, 1], got {self.headroom_ratio}")
         if self.relative is not None and self.relative <= 1:
             raise ValueError(f"relative must be above 1, got {self.relative}")
         if self.min_weight < 0 or self.max_drained < 1 or self.hold_s < 0:
@@ -187,7 +191,8 @@ def step(
         if not state.shifted and drained >= settings.max_drained:
             event(name, ShiftAction.BLOCKED, state.weight, f"max_drained {settings.max_drained}")
             continue
-        busy = [n for n in others if clear is None or (new[n].smoothed or 0.0) >= clear]
+        room = None if trip is None else trip * settings.headroom_ratio
+        busy = [n for n in others if room is None or (new[n].smoothed or 0.0) >= room]
         if not others or busy:
             why = "no healthy replica" if not others else f"no headroom on {', '.join(busy)}"
             event(name, ShiftAction.BLOCKED, state.weight, why)
