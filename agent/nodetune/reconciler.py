@@ -183,19 +183,25 @@ class Reconciler:
             raise ApplyFailure("verify", f"{key}: wrote {value!r}, read back {canonical(back)!r}")
 
     def _restore(self, values: dict[str, str]) -> tuple[list[str], dict[str, str], str]:
-        """Set every key that differs, last first: (written, not restored, error)."""
+        """Set every key that differs, last first, trying each: (written, not restored, errors).
+
+        A key that fails does not stop the others: a half-restored node is closer to its
+        originals than one whose restore stopped at the first refusal.
+        """
         written: list[str] = []
-        order = list(reversed(list(values)))
-        for index, key in enumerate(order):
+        errors: list[str] = []
+        left: dict[str, str] = {}
+        for key in reversed(list(values)):
             try:
                 if read_back_equal(key, values[key], self.fs.read(key)):
                     continue
                 self._write_verified(key, values[key])
             except (ApplyFailure, SysctlError) as exc:
-                left = set(order[index:])
-                return written, {k: v for k, v in values.items() if k in left}, str(exc)
+                left[key] = values[key]
+                errors.append(str(exc))
+                continue
             written.append(key)
-        return written, {}, ""
+        return written, {k: v for k, v in values.items() if k in left}, "; ".join(errors)
 
     def _begin_restore(self, journal: Journal, target: dict[str, str], kind: str) -> None:
         """Journal the restore about to start (fsynced before its first write)."""
