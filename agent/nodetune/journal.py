@@ -17,7 +17,11 @@ States: ``empty`` -> ``applying`` -> ``applied`` | ``rolling_back``; ``rolling_b
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,3 +163,15 @@ def history(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise JournalError(f"{target}:{number}: not a JSON record: {exc}") from exc
     return events
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<journal>.lock``: one writer of the journal at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

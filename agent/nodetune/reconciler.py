@@ -27,15 +27,18 @@ Decisions:
   retrying a value that broke something would flap the node. A new generation in the desired
   file, or ``force=True``, applies it.
 - Dry run plans and reports but writes nothing: no sysctl, no journal, no recovery.
+- One writer at a time: ``recover``, ``apply`` and ``rollback`` hold an exclusive ``flock`` on
+  ``<journal>.lock``, so an operator's ``nodetune rollback`` run with ``kubectl exec`` and the
+  agent's background loop never interleave their journal writes.
 - ``checkpoint`` is called after each durable journal write and around each sysctl write; it
   does nothing in production and lets a test stop the process at each point (see crashpoints).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,7 @@ from agent.nodetune.allowlist import AVAILABLE_CC_KEY, lookup, read_back_equal
 from agent.nodetune.crashpoints import Checkpoint, no_checkpoint
 from agent.nodetune.desired import Desired, DesiredStateError
 from agent.nodetune.journal import Journal
+from agent.nodetune.results import ApplyFailure, ApplyResult, Change
 from agent.nodetune.sysctl import SysctlError, SysctlFS
 
 UNREADABLE = "<unreadable>"
@@ -52,42 +56,6 @@ UNREADABLE = "<unreadable>"
 def canonical(text: str) -> str:
     """Kernel text with whitespace runs collapsed to one space."""
     return " ".join(text.split())
-
-
-@dataclass(frozen=True)
-class Change:
-    """One key whose current value differs from the desired one."""
-
-    key: str
-    current: str
-    desired: str
-
-
-@dataclass
-class ApplyResult:
-    """What an apply, rollback or recovery did."""
-
-    generation: int | None
-    changes: list[Change] = field(default_factory=list)
-    dry_run: bool = False
-    written: list[str] = field(default_factory=list)
-    rolled_back: bool = False
-    skipped: str = ""  # why nothing was attempted, when so
-    error: str = ""
-    recovery: ApplyResult | None = None  # what crash recovery did first, when it did anything
-
-    @property
-    def ok(self) -> bool:
-        """True unless the apply (or the recovery before it) failed."""
-        return not self.error and (self.recovery is None or self.recovery.ok)
-
-
-class ApplyFailure(Exception):
-    """A write or a read-back failed; ``reason`` is the failure metric label."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class Reconciler:
@@ -158,6 +126,10 @@ class Reconciler:
         ]
 
     # -- durable steps ---------------------------------------------------------------------
+
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """The journal's lock (nothing in a dry run, which writes nothing)."""
+        return contextlib.nullcontext() if self.dry_run else journal_io.locked(self.journal_path)
 
     def _save(self, journal: Journal, **details: Any) -> None:
         """Record the event, then write the journal; both fsynced before this returns."""
@@ -234,6 +206,10 @@ class Reconciler:
 
     def recover(self) -> ApplyResult:
         """Settle a journal a crash or a failed restore left open; nothing when it is settled."""
+        with self._exclusive():
+            return self._recover()
+
+    def _recover(self) -> ApplyResult:
         journal = self.journal()
         result = ApplyResult(journal.generation, dry_run=self.dry_run)
         if not journal.unrecovered:
@@ -266,7 +242,11 @@ class Reconciler:
 
     def apply(self, desired: Desired, *, force: bool = False) -> ApplyResult:
         """Recover, then bring the target to ``desired``; roll back on any failure."""
-        recovery = None if self.dry_run else self.recover()
+        with self._exclusive():
+            return self._apply(desired, force)
+
+    def _apply(self, desired: Desired, force: bool) -> ApplyResult:
+        recovery = None if self.dry_run else self._recover()
         journal = self.journal()
         result = ApplyResult(desired.generation, dry_run=self.dry_run)
         if recovery is not None and not recovery.skipped:
@@ -339,7 +319,11 @@ class Reconciler:
 
     def rollback(self, *, baseline: bool = False) -> ApplyResult:
         """Recover, then restore the snapshot (or every key's first-seen value with baseline)."""
-        recovery = None if self.dry_run else self.recover()
+        with self._exclusive():
+            return self._rollback(baseline)
+
+    def _rollback(self, baseline: bool) -> ApplyResult:
+        recovery = None if self.dry_run else self._recover()
         journal = self.journal()
         target = journal.baseline if baseline else journal.snapshot
         result = ApplyResult(journal.generation, dry_run=self.dry_run, rolled_back=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from agent.nodetune.cli import main, watch
 from agent.nodetune.crashpoints import STOP_AT_ENV, StopAt, checkpoint_from_env
 from agent.nodetune.desired import Desired, load_desired, parse_desired
-from agent.nodetune.journal import history, load
+from agent.nodetune.journal import history, load, locked
 from agent.nodetune.reconciler import Reconciler
 from agent.nodetune.sysctl import SysctlError, SysctlFS
 
@@ -217,3 +219,27 @@ def test_cli_rollback_exits_1_and_reports_keys_left(procfs: Path, tmp_path: Path
     assert main(["nodetune", "rollback", *common]) == 0
     assert "recovered net.ipv4.tcp_mtu_probing: restored" in capsys.readouterr().out
     assert values(procfs)[MTU] == "0"
+
+
+def test_entry_points_hold_the_journal_lock(procfs: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "j.json"
+    held: list[bool] = []
+
+    def probe(name: str) -> None:
+        fd = os.open(tmp_path / "j.json.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)  # another open file holds it: the reconciler does
+        finally:
+            os.close(fd)
+
+    Reconciler(procfs, journal, checkpoint=probe).apply(gen7())
+    Reconciler(procfs, journal, checkpoint=probe).rollback()
+    assert held and all(held)
+    with locked(journal):  # and a second writer waits for it: here, it is refused at once
+        fd = os.open(tmp_path / "j.json.lock", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(fd)
