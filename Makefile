@@ -54,3 +54,14 @@ bench: debs $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache
+
+# Container images: the agent and the tuner, two targets of deploy/Dockerfile.
+IMAGE_REGISTRY ?= ghcr.io/tuneloop
+IMAGE_TAG ?= 0.1.0
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+
+.PHONY: images
+images:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "images: no docker or podman found; nothing built" >&2; exit 1; }
+	$(CONTAINER_ENGINE) build -f deploy/Dockerfile --target agent -t $(IMAGE_REGISTRY)/tuneloop-agent:$(IMAGE_TAG) .
+	$(CONTAINER_ENGINE) build -f deploy/Dockerfile --target tuner -t $(IMAGE_REGISTRY)/tuneloop-tuner:$(IMAGE_TAG) .

@@ -1,8 +1,9 @@
 """Node tuning inside ``tuneloop-agent serve``: the watch loop on a daemon thread.
 
-The loop is the same one ``tuneloop-agent nodetune watch`` runs (resume an interrupted apply
-first, then apply the desired file whenever it changes and correct drift every interval); its
-report lines go to the agent's log instead of standard output.
+The loop is the same one ``tuneloop-agent nodetune watch`` runs (recover an interrupted apply or
+a failed rollback first, then apply the desired file whenever it changes and correct drift every
+interval; every apply recovers first too); its report lines go to the agent's log instead of
+standard output.
 """
 
 from __future__ import annotations

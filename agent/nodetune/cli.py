@@ -8,6 +8,11 @@ state or the journal is invalid (nothing was written).
 a ``..data`` symlink, so the path's own mtime may never change: the loop hashes the content of the
 resolved target every interval, re-reads the desired state when the hash changes, and re-applies
 the current one every interval otherwise (an idempotent apply reads only, and corrects drift).
+
+Every subcommand that changes the node starts with crash recovery (the reconciler's ``apply`` and
+``rollback`` run it first), so a ``rollback_failed`` journal is retried on every entry and every
+``watch`` interval. ``TUNELOOP_NODETUNE_STOP_AT`` stops the process at a numbered crash point,
+for crash tests (see ``agent.nodetune.crashpoints``).
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent.nodetune.crashpoints import checkpoint_from_env
 from agent.nodetune.desired import Desired, DesiredStateError, content_hash, load_desired
-from agent.nodetune.journal import JournalError
+from agent.nodetune.journal import JournalError, history
 from agent.nodetune.reconciler import ApplyResult, Reconciler
 from agent.nodetune.sysctl import SysctlError
 
 DEFAULT_JOURNAL = Path("/var/lib/tuneloop/nodetune-journal.json")
+HISTORY_SHOWN = 20
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +44,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _reconciler(args: argparse.Namespace) -> Reconciler:
-    return Reconciler(args.procfs, args.journal, getattr(args, "dry_run", False), netns=args.netns)
+    return Reconciler(
+        args.procfs,
+        args.journal,
+        getattr(args, "dry_run", False),
+        netns=args.netns,
+        checkpoint=checkpoint_from_env(),
+    )
+
+
+def _report_recovery(recovery: ApplyResult, out: TextIO) -> None:
+    for key in recovery.written:
+        print(f"recovered {key}: restored", file=out)
+    if recovery.error:
+        print(f"recovery failed (retried on the next run): {recovery.error}", file=out)
+    else:
+        print(f"recovered: values from before generation {recovery.generation} restored", file=out)
 
 
 def report(result: ApplyResult, out: TextIO) -> int:
     """Print what happened; the exit code."""
+    if result.recovery is not None:
+        _report_recovery(result.recovery, out)
     prefix = "would change" if result.dry_run or result.skipped else "change"
     for change in result.changes:
         print(f"{prefix} {change.key}: {change.current!r} -> {change.desired!r}", file=out)
@@ -50,6 +74,8 @@ def report(result: ApplyResult, out: TextIO) -> int:
     elif result.error:
         state = "rolled back" if result.rolled_back else "NOT rolled back"
         print(f"failed ({state}): {result.error}", file=out)
+        return 1
+    if result.recovery is not None and not result.recovery.ok:
         return 1
     elif not result.changes:
         print("nothing to change", file=out)
@@ -84,10 +110,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def status(reconciler: Reconciler) -> dict[str, Any]:
-    """The journal and the live values of the keys it mentions."""
+    """The journal, the live values of the keys it mentions and the last recorded events."""
     journal = reconciler.journal()
     keys = sorted(set(journal.desired) | set(journal.snapshot) | set(journal.baseline))
-    return {"journal": journal.to_json(), "current": reconciler.current(keys)}
+    return {
+        "journal": journal.to_json(),
+        "current": reconciler.current(keys),
+        "history": history(reconciler.journal_path)[-HISTORY_SHOWN:],
+    }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -105,8 +135,13 @@ def watch(
     sleep: Callable[[float], None] = time.sleep,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Resume, then apply the desired file whenever it changes (and correct drift)."""
-    report(reconciler.resume(), out)
+    """Recover, then apply the desired file whenever it changes (and correct drift)."""
+    try:
+        recovery = reconciler.recover()
+        if not recovery.skipped:
+            _report_recovery(recovery, out)
+    except (SysctlError, JournalError) as exc:
+        print(f"error: {exc}", file=out)
     seen_hash = ""
     desired: Desired | None = None
     iteration = 0
@@ -128,7 +163,12 @@ def watch(
         if desired is not None:
             try:
                 result = reconciler.apply(desired)
-                if changed or result.error or (result.changes and not result.skipped):
+                if (
+                    changed
+                    or not result.ok
+                    or result.recovery
+                    or (result.changes and not result.skipped)
+                ):
                     report(result, out)
             except (DesiredStateError, SysctlError, JournalError) as exc:
                 print(f"error: {exc}", file=out)

@@ -1,78 +1,61 @@
 """Reconcile a node's sysctls with a desired state: snapshot, apply, verify, roll back.
 
-Order of an apply: validate against the target (key present, per-namespace, congestion control
-available) -> plan (keys whose normalised value differs) -> journal the previous values with the
-generation and state ``applying`` (fsync) -> write each key, read it back, compare normalised ->
-journal ``applied``. Any failure rolls back every key already written, in reverse order, to the
-snapshot and journals ``failed`` with the reason.
+Order of an apply: recover (below) -> validate against the target (key present, per-namespace,
+congestion control available) -> plan (keys whose normalised value differs) -> journal the values
+found and the values a rollback returns to, with state ``applying`` (fsynced) -> write each key,
+read it back, compare normalised -> journal ``applied``. Any failure journals ``rolling_back``
+(fsynced) and restores every snapshot key, in reverse order, then journals ``failed``; if the
+restore itself fails the journal says ``rollback_failed`` and lists the keys not yet restored.
 
 Decisions:
 
+- Crash recovery runs first in every entry point (``apply``, ``rollback``, and so the CLI,
+  ``watch`` and the agent's background loop): a journal left ``applying`` is rolled *back* to its
+  snapshot rather than completed (the snapshot is the last state known to work; an apply that
+  died midway is exactly the case where the new values may be the cause) and counted as a
+  failure with reason ``interrupted``; ``rolling_back`` and ``rollback_failed`` retry the pending
+  restore. A restore that still fails leaves ``rollback_failed`` for the next entry.
+- Originals are never overwritten. A generation applied over a settled journal snapshots the
+  values it found. A generation applied while a restore is still pending (``rollback_failed``)
+  records what it found in ``found`` but keeps the pending originals as its snapshot, adding only
+  keys they lack, so a rollback still returns to them. ``baseline`` keeps the first value ever
+  seen per key for ``rollback --baseline``.
 - Idempotent: when nothing differs and the generation is already the applied one, nothing is
   written, not even the journal. A drifted value (someone ran ``sysctl -w``, or the node rebooted)
   shows up in the plan and is set again.
 - A generation that failed, or that an operator rolled back, is not applied again on its own:
   retrying a value that broke something would flap the node. A new generation in the desired
   file, or ``force=True``, applies it.
-- ``resume()`` at start rolls an in-flight apply (the process died midway) *back* to its
-  snapshot rather than completing it. The snapshot is the last state known to work; an apply
-  that died midway is exactly the case where the new values may be the cause. It is journaled
-  as a failure with reason ``interrupted``, so the same generation is not retried by itself.
-- Dry run plans and reports but writes nothing: no sysctl, no journal.
+- Dry run plans and reports but writes nothing: no sysctl, no journal, no recovery.
+- One writer at a time: ``recover``, ``apply`` and ``rollback`` hold an exclusive ``flock`` on
+  ``<journal>.lock``, so an operator's ``nodetune rollback`` run with ``kubectl exec`` and the
+  agent's background loop never interleave their journal writes.
+- ``checkpoint`` is called after each durable journal write and around each sysctl write; it
+  does nothing in production and lets a test stop the process at each point (see crashpoints).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.nodetune import journal as journal_io
 from agent.nodetune.allowlist import AVAILABLE_CC_KEY, lookup, read_back_equal
+from agent.nodetune.crashpoints import Checkpoint, no_checkpoint
 from agent.nodetune.desired import Desired, DesiredStateError
 from agent.nodetune.journal import Journal
+from agent.nodetune.results import ApplyFailure, ApplyResult, Change
 from agent.nodetune.sysctl import SysctlError, SysctlFS
+
+UNREADABLE = "<unreadable>"
 
 
 def canonical(text: str) -> str:
     """Kernel text with whitespace runs collapsed to one space."""
     return " ".join(text.split())
-
-
-@dataclass(frozen=True)
-class Change:
-    """One key whose current value differs from the desired one."""
-
-    key: str
-    current: str
-    desired: str
-
-
-@dataclass
-class ApplyResult:
-    """What an apply, rollback or resume did."""
-
-    generation: int | None
-    changes: list[Change] = field(default_factory=list)
-    dry_run: bool = False
-    written: list[str] = field(default_factory=list)
-    rolled_back: bool = False
-    skipped: str = ""  # why nothing was attempted, when so
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """True unless the apply failed."""
-        return not self.error
-
-
-class ApplyFailure(Exception):
-    """A write or a read-back failed; ``reason`` is the failure metric label."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class Reconciler:
@@ -86,11 +69,13 @@ class Reconciler:
         *,
         netns: Path | None = None,
         clock: Callable[[], float] = time.time,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
         self.fs = SysctlFS(Path(procfs), netns)
         self.journal_path = Path(journal_path)
         self.dry_run = dry_run
         self.clock = clock
+        self.checkpoint = checkpoint
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -101,6 +86,18 @@ class Reconciler:
     def current(self, keys: list[str]) -> dict[str, str]:
         """Normalised current value of each key."""
         return {key: canonical(self.fs.read(key)) for key in keys}
+
+    def _differences(self, target: dict[str, str]) -> list[Change]:
+        """Keys of ``target`` that do not read back as their value (unreadable ones included)."""
+        changes: list[Change] = []
+        for key, value in target.items():
+            try:
+                current = canonical(self.fs.read(key))
+            except SysctlError:
+                current = UNREADABLE
+            if current == UNREADABLE or not read_back_equal(key, value, current):
+                changes.append(Change(key, current, value))
+        return changes
 
     def check_target(self, desired: Desired) -> None:
         """Raise DesiredStateError if a key cannot be set on this target."""
@@ -128,17 +125,28 @@ class Reconciler:
             if not read_back_equal(key, value, current[key])
         ]
 
-    # -- changing --------------------------------------------------------------------------
+    # -- durable steps ---------------------------------------------------------------------
 
-    def _save(self, journal: Journal) -> None:
-        if not self.dry_run:
-            journal_io.save(self.journal_path, journal)
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """The journal's lock (nothing in a dry run, which writes nothing)."""
+        return contextlib.nullcontext() if self.dry_run else journal_io.locked(self.journal_path)
+
+    def _save(self, journal: Journal, **details: Any) -> None:
+        """Record the event, then write the journal; both fsynced before this returns."""
+        if self.dry_run:
+            return
+        event = {"time": self.clock(), "state": journal.state, "generation": journal.generation}
+        journal_io.record(self.journal_path, {**event, **details})
+        journal_io.save(self.journal_path, journal)
+        self.checkpoint(f"journal {journal.state}")
 
     def _write_verified(self, key: str, value: str) -> None:
+        self.checkpoint(f"before write {key}")
         try:
             self.fs.write(key, value)
         except SysctlError as exc:
             raise ApplyFailure("write", str(exc)) from exc
+        self.checkpoint(f"after write {key}")
         try:
             back = self.fs.read(key)
         except SysctlError as exc:
@@ -146,57 +154,147 @@ class Reconciler:
         if not read_back_equal(key, value, back):
             raise ApplyFailure("verify", f"{key}: wrote {value!r}, read back {canonical(back)!r}")
 
-    def _restore(self, values: dict[str, str]) -> list[str]:
-        """Set every key in ``values`` that differs; returns the keys written."""
+    def _restore(self, values: dict[str, str]) -> tuple[list[str], dict[str, str], str]:
+        """Set every key that differs, last first, trying each: (written, not restored, errors).
+
+        A key that fails does not stop the others: a half-restored node is closer to its
+        originals than one whose restore stopped at the first refusal.
+        """
         written: list[str] = []
+        errors: list[str] = []
+        left: dict[str, str] = {}
         for key in reversed(list(values)):
-            if read_back_equal(key, values[key], self.fs.read(key)):
+            try:
+                if read_back_equal(key, values[key], self.fs.read(key)):
+                    continue
+                self._write_verified(key, values[key])
+            except (ApplyFailure, SysctlError) as exc:
+                left[key] = values[key]
+                errors.append(str(exc))
                 continue
-            self._write_verified(key, values[key])
             written.append(key)
-        return written
+        return written, {k: v for k, v in values.items() if k in left}, "; ".join(errors)
+
+    def _begin_restore(self, journal: Journal, target: dict[str, str], kind: str) -> None:
+        """Journal the restore about to start (fsynced before its first write)."""
+        journal.state = "rolling_back"
+        journal.restore = dict(target)
+        journal.restore_kind = kind
+        self._save(journal, restore=journal.restore, kind=kind)
+
+    def _settle(self, journal: Journal) -> tuple[list[str], str]:
+        """Carry out the journal's pending restore and record how it ended."""
+        written, left, error = self._restore(dict(journal.restore))
+        if left:
+            message = f"{error} (not restored: {', '.join(sorted(left))})"
+            journal.restore = left
+            journal.state = "rollback_failed"
+            journal.count_failure("rollback", message)
+            self._save(journal, restored=written, not_restored=left, error=error)
+            return written, message
+        kind = journal.restore_kind
+        journal.restore, journal.restore_kind = {}, ""
+        if kind == "apply":
+            journal.state = "failed"
+        else:
+            journal.state = "rolled_back"
+            journal.applied_generation = None if kind == "baseline" else journal.snapshot_generation
+        self._save(journal, restored=written)
+        return written, ""
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def recover(self) -> ApplyResult:
+        """Settle a journal a crash or a failed restore left open; nothing when it is settled."""
+        with self._exclusive():
+            return self._recover()
+
+    def _recover(self) -> ApplyResult:
+        journal = self.journal()
+        result = ApplyResult(journal.generation, dry_run=self.dry_run)
+        if not journal.unrecovered:
+            result.skipped = f"journal state {journal.state}"
+            return result
+        pending = journal.snapshot if journal.state == "applying" else journal.restore
+        result.changes = self._differences(pending)
+        if self.dry_run:
+            return result
+        if journal.state == "applying":
+            message = f"apply of generation {journal.generation} was interrupted"
+            journal.count_failure("interrupted", message)
+            self._begin_restore(journal, dict(journal.snapshot), "apply")
+        written, error = self._settle(journal)
+        result.written = written
+        result.rolled_back = not error
+        result.error = (
+            f"restore after generation {journal.generation} failed: {error}" if error else ""
+        )
+        return result
+
+    def _originals(self, journal: Journal, changes: list[Change]) -> dict[str, str]:
+        """What a rollback of the generation about to be applied returns to."""
+        if not journal.unrecovered:
+            return {c.key: c.current for c in changes}
+        kept = {**journal.snapshot, **journal.restore}  # a pending restore is never dropped
+        for change in changes:
+            kept.setdefault(change.key, change.current)
+        return kept
 
     def apply(self, desired: Desired, *, force: bool = False) -> ApplyResult:
-        """Bring the target to ``desired``; roll back what was written on any failure."""
+        """Recover, then bring the target to ``desired``; roll back on any failure."""
+        with self._exclusive():
+            return self._apply(desired, force)
+
+    def _apply(self, desired: Desired, force: bool) -> ApplyResult:
+        recovery = None if self.dry_run else self._recover()
         journal = self.journal()
         result = ApplyResult(desired.generation, dry_run=self.dry_run)
+        if recovery is not None and not recovery.skipped:
+            result.recovery = recovery
         try:
             changes = self.plan(desired)
         except DesiredStateError as exc:
             journal.count_failure("validation", str(exc))
-            self._save(journal)
+            self._save(journal, error=str(exc))
             raise
         result.changes = changes
         if self.dry_run:
             return result
-        same_generation = journal.generation == desired.generation
-        if same_generation and journal.state in ("failed", "rolled_back") and not force:
+        pinned = ("failed", "rolled_back", "rollback_failed")
+        if journal.generation == desired.generation and journal.state in pinned and not force:
             result.skipped = (
                 f"generation {desired.generation} is {journal.state.replace('_', ' ')}; "
                 "bump the generation or force to apply it again"
             )
             return result
-        if not changes:
-            if journal.applied_generation != desired.generation or journal.state != "applied":
-                journal.desired_generation = desired.generation
-                journal.applied_generation = desired.generation
-                journal.generation = desired.generation
-                journal.desired = dict(desired.sysctls)
-                journal.state = "applied"
-                self._save(journal)
-            else:
-                result.skipped = "already applied"
+        unrecovered = journal.unrecovered
+        if (
+            not changes
+            and not unrecovered
+            and journal.state == "applied"
+            and (journal.applied_generation == desired.generation)
+        ):
+            result.skipped = "already applied"
             return result
-
-        journal.state = "applying"
+        if changes or unrecovered:
+            journal.snapshot = self._originals(journal, changes)
+            if not unrecovered:
+                journal.snapshot_generation = journal.applied_generation
+        journal.restore, journal.restore_kind = {}, ""
         journal.generation = desired.generation
         journal.desired_generation = desired.generation
         journal.desired = dict(desired.sysctls)
-        journal.snapshot = {c.key: c.current for c in changes}
-        journal.snapshot_generation = journal.applied_generation
+        if not changes:
+            journal.applied_generation = desired.generation
+            journal.state = "applied"
+            self._save(journal, desired=journal.desired)
+            return result
+
+        journal.found = {c.key: c.current for c in changes}
         for change in changes:
             journal.baseline.setdefault(change.key, change.current)
-        self._save(journal)  # durable before the first write
+        journal.state = "applying"
+        self._save(journal, found=journal.found, desired=journal.desired)  # before any write
 
         try:
             for change in changes:
@@ -205,76 +303,42 @@ class Reconciler:
         except ApplyFailure as exc:
             result.error = str(exc)
             journal.count_failure(exc.reason, str(exc))
-            self._roll_back_written(journal, result)
-            journal.state = "failed"
-            self._save(journal)
+            self._begin_restore(journal, dict(journal.snapshot), "apply")
+            _, error = self._settle(journal)
+            if error:
+                result.error += f"; rollback failed: {error}"
+            result.rolled_back = not error
             return result
 
         journal.state = "applied"
         journal.applied_generation = desired.generation
         journal.last_apply_timestamp = self.clock()
         journal.last_error = ""
-        self._save(journal)
+        self._save(journal, written=result.written)
         return result
 
-    def _roll_back_written(self, journal: Journal, result: ApplyResult) -> None:
-        subset = {k: journal.snapshot[k] for k in result.written if k in journal.snapshot}
-        try:
-            self._restore(subset)
-            result.rolled_back = True
-        except (ApplyFailure, SysctlError) as exc:
-            journal.count_failure("rollback", str(exc))
-            result.error += f"; rollback failed: {exc}"
-
     def rollback(self, *, baseline: bool = False) -> ApplyResult:
-        """Restore the last apply's snapshot (or every key's first-seen value with baseline)."""
+        """Recover, then restore the snapshot (or every key's first-seen value with baseline)."""
+        with self._exclusive():
+            return self._rollback(baseline)
+
+    def _rollback(self, baseline: bool) -> ApplyResult:
+        recovery = None if self.dry_run else self._recover()
         journal = self.journal()
         target = journal.baseline if baseline else journal.snapshot
         result = ApplyResult(journal.generation, dry_run=self.dry_run, rolled_back=True)
+        if recovery is not None and not recovery.skipped:
+            result.recovery = recovery
         if not target:
             result.rolled_back = False
             result.skipped = "nothing to roll back"
             return result
-        current = self.current(list(target))
-        result.changes = [
-            Change(k, current[k], v) for k, v in target.items() if current[k] != canonical(v)
-        ]
+        result.changes = self._differences(target)
         if self.dry_run:
             return result
-        try:
-            result.written = self._restore(dict(target))
-        except (ApplyFailure, SysctlError) as exc:
-            reason = exc.reason if isinstance(exc, ApplyFailure) else "write"
-            journal.count_failure("rollback", f"{reason}: {exc}")
-            result.error = str(exc)
+        self._begin_restore(journal, dict(target), "baseline" if baseline else "rollback")
+        result.written, error = self._settle(journal)
+        if error:
+            result.error = error
             result.rolled_back = False
-            self._save(journal)
-            return result
-        journal.state = "rolled_back"
-        journal.applied_generation = None if baseline else journal.snapshot_generation
-        self._save(journal)
-        return result
-
-    def resume(self) -> ApplyResult:
-        """At start: roll back an apply the journal shows in flight; otherwise do nothing."""
-        journal = self.journal()
-        if journal.state != "applying":
-            return ApplyResult(journal.generation, skipped=f"journal state {journal.state}")
-        result = ApplyResult(journal.generation, dry_run=self.dry_run)
-        current = self.current(list(journal.snapshot))
-        result.changes = [
-            Change(k, current[k], v) for k, v in journal.snapshot.items() if current[k] != v
-        ]
-        if self.dry_run:
-            return result
-        message = f"apply of generation {journal.generation} was interrupted; rolled back"
-        journal.count_failure("interrupted", message)
-        try:
-            result.written = self._restore(dict(journal.snapshot))
-            result.rolled_back = True
-        except (ApplyFailure, SysctlError) as exc:
-            journal.count_failure("rollback", str(exc))
-            result.error = f"{message} failed: {exc}"
-        journal.state = "failed"
-        self._save(journal)
         return result

@@ -212,13 +212,13 @@ def test_resume_rolls_back_an_interrupted_apply(procfs: Path, tmp_path: Path) ->
     assert value(procfs, RMEM) == "4096 131072 33554432"  # half applied
 
     restarted = Reconciler(procfs, tmp_path / "j.json")
-    result = restarted.resume()
+    result = restarted.recover()
     assert result.rolled_back and set(result.written) == {RMEM, WMEM}
     assert value(procfs, RMEM) == "4096 131072 6291456"
     assert value(procfs, WMEM) == "4096 16384 4194304"
     journal = load(tmp_path / "j.json")
     assert journal.state == "failed" and journal.failures == {"interrupted": 1}
-    assert restarted.resume().skipped == "journal state failed"
+    assert restarted.recover().skipped == "journal state failed"
 
 
 def test_corrupt_journal_is_an_error_naming_the_file(procfs: Path, tmp_path: Path) -> None:
