@@ -1,0 +1,369 @@
+"""Config schemas declared once: dataclass fields carry their file key, help, bounds and choices.
+
+Decision: a small machinery over the frozen dataclasses the rest of the code already imports, not
+pydantic. The public dataclasses *are* the declarations, so each default is written once (in the
+field) and drives parsing, error messages and JSON Schema (:mod:`tuneloop.schema_json`); the agent
+installs nothing new; errors keep the project's wording (``knobs[0].type: must be one of int,
+real, categorical, got 'float'``) from :mod:`tuneloop.validation` without translating another
+library's.
+
+Rules of a declaration:
+
+- a field made with :func:`setting` is read from the file under ``key`` (default: the field name),
+  inside the sub-mapping ``group`` when set; a field without it is internal (filled by the caller);
+- types: ``str``, ``int``, ``float``, ``bool``, ``Path``, enums, ``Literal``, ``X | None``,
+  ``tuple[X, ...]``, ``Mapping[K, X]`` and nested dataclasses; ``kind="duration"`` reads seconds
+  from 500ms, 30s, 5m or 1h; ``kind="key"`` takes the enclosing mapping key; ``kind="rest"``
+  collects the keys the declaration does not name (free-form options); ``kind="inline"`` reads
+  ``keys`` of the enclosing mapping through its ``parse`` hook (``query:``/``signal:`` beside
+  ``max:``);
+- an absent key takes the field's default; a nested declaration or a closed-key mapping is read
+  from ``{}``; an optional type is None; ``derive`` computes a default from the values parsed so
+  far (siblings, and enclosing scopes through ``Scope.parent``); otherwise the key is required;
+- ``parse`` (with its ``schema`` fragment) handles an irregular shape; it may return a
+  :class:`Spread` to fill several fields from one key;
+- a declaration's ``check_config(self, field)`` method runs cross-field checks after it is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Callable, Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+from tuneloop import validation as v
+from tuneloop.validation import ConfigError
+
+T = TypeVar("T")
+META = "tuneloop.setting"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """How one field is read from a file and documented."""
+
+    help: str
+    key: str | None = None
+    group: str | None = None
+    kind: Literal["duration", "key", "rest", "inline"] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool | None = None  # durations are positive unless this is False
+    choices: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # the closed key set of a mapping; an inline field's keys
+    min_items: int = 0
+    unit: str | None = None
+    relative: bool = False  # a Path resolved against the file's folder
+    derive: Callable[[Scope], Any] | None = None
+    default_text: str | None = None
+    parse: Callable[[Any, str, Scope], Any] | None = None
+    schema: Callable[[], dict[str, Any]] | None = None
+    missing: str = "is required"
+
+
+def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
+            **options: Any) -> Any:  # fmt: skip
+    """A dataclass field declared for files: ``help`` plus the options of :class:`Setting`."""
+    meta = {META: Setting(**options)}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class ConfigErrors(ConfigError):
+    """Several problems at once (a declaration parsed with ``collect=True``)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("", "; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """A parse hook's result that fills several fields of the declaration at once."""
+
+    values: Mapping[str, Any]
+
+
+@dataclasses.dataclass
+class Scope:
+    """What a ``derive`` or ``parse`` hook can see: values so far, the mapping key, the parent."""
+
+    values: dict[str, Any]
+    parent: Scope | None = None
+    key: str | int | None = None
+    base_dir: Path | None = None
+    errors: list[ConfigError] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """One field of a declaration, resolved."""
+
+    name: str
+    type: Any
+    setting: Setting | None
+    field: dataclasses.Field[Any]
+
+    @property
+    def key(self) -> str:
+        return (self.setting.key if self.setting else None) or self.name
+
+    def default(self) -> Any:
+        """The field's static default, or MISSING."""
+        if self.field.default is not dataclasses.MISSING:
+            return self.field.default
+        if self.field.default_factory is not dataclasses.MISSING:
+            return self.field.default_factory()
+        return dataclasses.MISSING
+
+
+@functools.cache
+def declared(cls: type) -> tuple[Declared, ...]:
+    """The fields of a declaration with their resolved types."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        Declared(f.name, hints[f.name], f.metadata.get(META), f) for f in dataclasses.fields(cls)
+    )
+
+
+def file_keys(cls: type) -> dict[str | None, list[str]]:
+    """Keys a declaration reads, per group (None: the top level, which also lists the groups)."""
+    keys: dict[str | None, list[str]] = {None: []}
+    for d in declared(cls):
+        if d.setting is None or d.setting.kind in ("key", "rest"):
+            continue
+        if d.setting.kind == "inline":
+            keys[None].extend(d.setting.keys)
+            continue
+        group = d.setting.group
+        if group is not None and group not in keys:
+            keys[None].append(group)
+            keys[group] = []
+        keys[group].append(d.key)
+    return keys
+
+
+def optional_inner(tp: Any) -> Any:
+    """``X`` for ``X | None``, else None."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0]
+    return None
+
+
+def parse(cls: type[T], raw: Any, field: str = "", *, parent: Scope | None = None,
+          key: str | int | None = None, internal: Mapping[str, Any] | None = None,
+          base_dir: Path | None = None, collect: bool = False) -> T:  # fmt: skip
+    """Validate ``raw`` against the declaration ``cls``; errors name the field path."""
+    errors = parent.errors if parent else ([] if collect else None)
+    base = parent.base_dir if parent else base_dir
+    scope = Scope({}, parent, key, base, errors)
+    try:
+        return _parse(cls, raw, field, scope, dict(internal or {}))
+    except ConfigErrors:
+        if parent is None and errors:
+            raise ConfigErrors(errors) from None
+        raise
+
+
+def _parse(cls: type[T], raw: Any, field: str, scope: Scope, internal: dict[str, Any]) -> T:
+    start = len(scope.errors or [])
+    raw = v.mapping(raw, field)
+    keys = file_keys(cls)
+    if not any(d.setting and d.setting.kind == "rest" for d in declared(cls)):
+        _attempt(scope, v.no_unknown_keys, raw, field, set(keys[None]))
+    groups: dict[str | None, Mapping[str, Any]] = {None: raw}
+    for group in keys:
+        if group is not None:
+            gpath = v.join(field, group)
+            groups[group] = _attempt(scope, v.mapping, raw.get(group, {}), gpath) or {}
+            _attempt(scope, v.no_unknown_keys, groups[group], gpath, set(keys[group]))
+    deferred: list[Declared] = []
+    for d in declared(cls):
+        if d.setting is None:
+            continue
+        if d.setting.kind == "key":
+            scope.values[d.name] = scope.key
+        elif d.setting.kind == "rest":
+            scope.values[d.name] = {k: val for k, val in raw.items() if k not in keys[None]}
+        elif d.setting.kind == "inline":
+            inline = {k: raw[k] for k in d.setting.keys if k in raw}
+            _attempt(scope, _read_inline, d, inline, field, scope)
+        elif d.key in groups[d.setting.group] or d.setting.derive is None:
+            _attempt(scope, _read_field, d, groups[d.setting.group], field, scope)
+        else:
+            deferred.append(d)
+    for d in deferred:
+        assert d.setting is not None and d.setting.derive is not None
+        scope.values[d.name] = d.setting.derive(scope)
+    if scope.errors is not None and len(scope.errors) > start:
+        raise ConfigErrors([])
+    obj = cls(**scope.values, **internal)
+    check = getattr(obj, "check_config", None)
+    if check is not None:
+        _attempt(scope, check, field)
+        if scope.errors is not None and len(scope.errors) > start:
+            raise ConfigErrors([])
+    return obj
+
+
+def _read_field(d: Declared, src: Mapping[str, Any], field: str, scope: Scope) -> None:
+    """Convert one field's value (or its absence) into ``scope.values``."""
+    assert d.setting is not None
+    group = d.setting.group
+    path = v.join(v.join(field, group), d.key) if group else v.join(field, d.key)
+    if d.key not in src:
+        scope.values[d.name] = absent(d, path, scope)
+        return
+    value = convert(d.type, src[d.key], path, d.setting, scope)
+    default = d.default()
+    if isinstance(value, Spread):
+        scope.values.update(value.values)
+    elif (
+        isinstance(value, dict) and isinstance(default, Mapping) and closed_keys(d.type, d.setting)
+    ):
+        scope.values[d.name] = {**default, **value}
+    else:
+        scope.values[d.name] = value
+
+
+def _read_inline(d: Declared, inline: Mapping[str, Any], field: str, scope: Scope) -> None:
+    assert d.setting is not None and d.setting.parse is not None
+    scope.values[d.name] = d.setting.parse(inline, field, scope)
+
+
+def optional(d: Declared) -> bool:
+    """Whether a file may leave the field out (a default, a derivation, or nothing required)."""
+    s = d.setting
+    if s is None or s.kind in ("key", "rest"):
+        return True
+    if d.default() is not dataclasses.MISSING or s.derive is not None or s.keys:
+        return s.kind != "inline"
+    if optional_inner(d.type) is not None:
+        return True
+    return dataclasses.is_dataclass(d.type) and all(optional(x) for x in declared(d.type))
+
+
+def _attempt(scope: Scope, action: Callable[..., T], *args: Any) -> T | None:
+    """Run ``action``; in collecting mode record its error and carry on."""
+    if scope.errors is None:
+        return action(*args)
+    try:
+        return action(*args)
+    except ConfigErrors as exc:
+        scope.errors.extend(exc.errors)
+    except ConfigError as exc:
+        scope.errors.append(exc)
+    return None
+
+
+def absent(d: Declared, path: str, scope: Scope) -> Any:
+    """The value of a field whose key the file leaves out."""
+    default = d.default()
+    if default is not dataclasses.MISSING:
+        if isinstance(default, Path) and d.setting and d.setting.relative and scope.base_dir:
+            return scope.base_dir / default
+        return default
+    if optional_inner(d.type) is not None:
+        return None
+    if optional(d):
+        return convert(d.type, {}, path, d.setting, scope)
+    v.fail(path, d.setting.missing if d.setting else "is required")
+
+
+def convert(tp: Any, value: Any, path: str, s: Setting | None, scope: Scope) -> Any:
+    """``value`` as type ``tp`` under the rules of ``s``."""
+    s = s or Setting(help="")
+    if s.parse is not None:
+        return s.parse(value, path, scope)
+    inner = optional_inner(tp)
+    if inner is not None:
+        return None if value is None else convert(inner, value, path, s, scope)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return v.string(value, path, choices=tuple(str(a) for a in args))
+    if origin is tuple:
+        if not isinstance(value, list):
+            v.fail(path, "must be a list")
+        if len(value) < s.min_items:
+            v.fail(path, "must be a non-empty list" if s.min_items == 1 else
+                   f"must hold at least {s.min_items} items")  # fmt: skip
+        item = dataclasses.replace(s, min_items=0)
+        return tuple(
+            _item(args[0], x, v.join(path, i), item, scope, i) for i, x in enumerate(value)
+        )
+    if origin in (Mapping, dict):
+        return _mapping(tp, value, path, s, scope)
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value, path, parent=scope, key=scope.key)  # type: ignore[arg-type]
+    return scalar(tp, value, path, s, scope)
+
+
+def _item(tp: Any, value: Any, path: str, s: Setting, scope: Scope, key: str | int) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value, path, parent=scope, key=key)  # type: ignore[arg-type]
+    return convert(tp, value, path, s, scope)
+
+
+def closed_keys(tp: Any, s: Setting | None) -> tuple[str, ...]:
+    """The fixed keys of a mapping type: ``keys=`` or the values of an enum key type."""
+    if s is not None and s.keys:
+        return s.keys
+    key_type = typing.get_args(tp)[0] if typing.get_args(tp) else str
+    if isinstance(key_type, type) and issubclass(key_type, Enum):
+        return tuple(str(m.value) for m in key_type)
+    return ()
+
+
+def _mapping(tp: Any, value: Any, path: str, s: Setting, scope: Scope) -> dict[Any, Any]:
+    value = v.mapping(value, path)
+    key_type, value_type = typing.get_args(tp) or (str, Any)
+    fixed = closed_keys(tp, s)
+    if fixed:
+        v.no_unknown_keys(value, path, set(fixed))
+    elif len(value) < s.min_items:
+        v.fail(path, "must not be empty")
+    item = dataclasses.replace(s, min_items=0, keys=())
+    out: dict[Any, Any] = {}
+    for name in fixed or tuple(value):
+        key = key_type(name) if isinstance(key_type, type) and issubclass(key_type, Enum) else name
+        kpath = v.join(path, str(name))
+        if name in value:
+            out[key] = _item(value_type, value[name], kpath, item, scope, str(name))
+        elif dataclasses.is_dataclass(value_type):
+            out[key] = _item(value_type, {}, kpath, item, scope, str(name))
+    return out
+
+
+def scalar(tp: Any, value: Any, path: str, s: Setting, scope: Scope) -> Any:
+    """A leaf value: duration, bool, int, float, str, Path or enum."""
+    if s.kind == "duration":
+        seconds = v.duration(value, path, positive=s.positive is not False)
+        return int(seconds) if tp is int else seconds
+    if tp is bool:
+        return v.boolean(value, path)
+    if tp is int:
+        low = None if s.minimum is None else int(s.minimum)
+        high = None if s.maximum is None else int(s.maximum)
+        return v.integer(value, path, minimum=low, maximum=high)
+    if tp is float:
+        return v.number(
+            value, path, minimum=s.minimum, maximum=s.maximum, positive=bool(s.positive)
+        )
+    if tp is str:
+        return v.string(value, path, choices=s.choices)
+    if tp is Path:
+        p = Path(v.string(value, path))
+        return scope.base_dir / p if s.relative and scope.base_dir else p
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(v.string(value, path, choices=tuple(str(m.value) for m in tp)))
+    if tp is Any:
+        return value
+    raise TypeError(f"{path}: no conversion for {tp!r}; declare a parse hook")
