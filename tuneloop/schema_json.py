@@ -109,6 +109,8 @@ def property_schema(d: Declared, key: str | None) -> dict[str, Any]:
 
 def _default(d: Declared, key: str | None) -> Any:
     assert d.setting is not None
+    if d.setting.default_text is not None:  # not a constant (a host name, an environment value)
+        return dataclasses.MISSING
     if d.setting.derive is not None:
         try:
             return jsonable(d.setting.derive(Scope({}, key=key)))
