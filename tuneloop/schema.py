@@ -28,7 +28,6 @@ Rules of a declaration:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -123,13 +122,18 @@ class Declared:
         return dataclasses.MISSING
 
 
-@functools.cache
-def declared(cls: type) -> tuple[Declared, ...]:
-    """The fields of a declaration with their resolved types."""
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        Declared(f.name, hints[f.name], f.metadata.get(META), f) for f in dataclasses.fields(cls)
-    )
+_DECLARED: dict[Any, tuple[Declared, ...]] = {}
+
+
+def declared(cls: Any) -> tuple[Declared, ...]:
+    """The fields of a declaration with their resolved types (cached per class)."""
+    if cls not in _DECLARED:
+        hints = typing.get_type_hints(cls)
+        _DECLARED[cls] = tuple(
+            Declared(f.name, hints[f.name], f.metadata.get(META), f)
+            for f in dataclasses.fields(cls)
+        )
+    return _DECLARED[cls]
 
 
 def file_keys(cls: type) -> dict[str | None, list[str]]:
@@ -200,11 +204,11 @@ def _parse(cls: type[T], raw: Any, field: str, scope: Scope, internal: dict[str,
             _attempt(scope, _read_field, d, groups[d.setting.group], field, scope)
         else:
             deferred.append(d)
+    if scope.errors is not None and len(scope.errors) > start:
+        raise ConfigErrors([])  # recorded already; derivations would read missing values
     for d in deferred:
         assert d.setting is not None and d.setting.derive is not None
         scope.values[d.name] = d.setting.derive(scope)
-    if scope.errors is not None and len(scope.errors) > start:
-        raise ConfigErrors([])
     obj = cls(**scope.values, **internal)
     check = getattr(obj, "check_config", None)
     if check is not None:

@@ -2,10 +2,11 @@
 
 Each object carries ``additionalProperties: false`` (unless it collects free-form options), each
 property its description (with the unit), default, enum and bounds. Durations accept a number of
-seconds or a string like ``30s``. Defaults that depend on other values (``derive``) are evaluated
-where they need only the mapping key (a collector's interval) and described in words otherwise.
-Cross-field rules that JSON Schema expresses well enough (exactly one of two keys) come from a
-declaration's ``SCHEMA_EXTRA``; the rest are checked by the parser alone.
+seconds or a string like ``30s``. A default of None (the key left out) is not written. Defaults
+that depend on other values (``derive``) are evaluated where they need only the mapping key (a
+collector's interval) and described in words (``default_text``) otherwise. Cross-field rules that
+JSON Schema expresses well enough (exactly one of two keys) come from a declaration's
+``SCHEMA_EXTRA``; the rest are checked by the parser alone.
 """
 
 from __future__ import annotations
@@ -67,10 +68,7 @@ def object_schema(cls: type, key: str | None = None) -> dict[str, Any]:
             continue
         target = props
         if d.setting.group:
-            group = groups.setdefault(
-                d.setting.group,
-                {"type": "object", "properties": {}, "additionalProperties": False},
-            )
+            group = groups.setdefault(d.setting.group, _group_schema(cls, d.setting.group))
             props.setdefault(d.setting.group, group)
             target = group["properties"]
         target[d.key] = property_schema(d, key)
@@ -85,6 +83,14 @@ def object_schema(cls: type, key: str | None = None) -> dict[str, Any]:
     out["additionalProperties"] = extra_ok
     out.update(getattr(cls, "SCHEMA_EXTRA", {}))
     return out
+
+
+def _group_schema(cls: type, group: str) -> dict[str, Any]:
+    """The object of a ``group`` (described by the declaration's ``GROUP_HELP``)."""
+    out: dict[str, Any] = {"type": "object"}
+    if (text := getattr(cls, "GROUP_HELP", {}).get(group)) is not None:
+        out["description"] = text
+    return out | {"properties": {}, "additionalProperties": False}
 
 
 def _required(d: Declared) -> bool:
@@ -102,7 +108,7 @@ def property_schema(d: Declared, key: str | None) -> dict[str, Any]:
     out["description"] = text
     out.update(s.schema() if s.schema else type_schema(d.type, s, key))
     default = _default(d, key)
-    if default is not dataclasses.MISSING:
+    if default is not dataclasses.MISSING and default is not None:  # None: left out
         out["default"] = default
     return out
 
@@ -190,11 +196,16 @@ def _item(s: Setting) -> Setting:
     return dataclasses.replace(s, min_items=0, keys=(), help="")
 
 
+def _keyed(key: str, s: Setting, schema: dict[str, Any]) -> dict[str, Any]:
+    """A closed mapping's entry, described by the mapping's help unless it describes itself."""
+    return schema if "description" in schema else {"description": f"{key}: {s.help}", **schema}
+
+
 def _mapping_schema(tp: Any, s: Setting) -> dict[str, Any]:
     value_type = typing.get_args(tp)[1] if typing.get_args(tp) else Any
     fixed = closed_keys(tp, s)
     if fixed:
-        props = {k: type_schema(value_type, _item(s), k) for k in fixed}
+        props = {k: _keyed(k, s, type_schema(value_type, _item(s), k)) for k in fixed}
         return {"type": "object", "properties": props, "additionalProperties": False}
     out: dict[str, Any] = {
         "type": "object",

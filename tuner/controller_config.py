@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from tuneloop.config_file import read_mapping
 from tuneloop.schema import parse, setting
@@ -77,6 +78,10 @@ class ControllerConfig:
         help="Least time between two tuning rounds.",
     )  # fmt: skip
     lease: LeaseSettings | None = setting(None, help="Leader election (none: a single replica).")
+
+    GROUP_HELP: ClassVar[dict[str, str]] = {
+        "hysteresis": "When a drift of the objective starts a tuning round (ratios to baseline)."
+    }
 
     def check_config(self, field: str) -> None:
         if self.clear_ratio >= self.start_ratio:

@@ -66,6 +66,9 @@ class InitHint:
         "proportional to it.",
     )  # fmt: skip
 
+    GROUP_HELP: ClassVar[dict[str, str]] = {
+        "bdp": "Bandwidth-delay product: buffers start at bandwidth x RTT / 8 x factor bytes."
+    }
     SCHEMA_EXTRA: ClassVar[dict[str, Any]] = {
         "oneOf": [{"required": ["bdp"]}, {"required": ["capacity"]}],
         "allOf": [{"properties": {"bdp": {"required": ["bandwidth_bps", "rtt"]}}}],

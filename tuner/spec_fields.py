@@ -140,9 +140,14 @@ def freeze_windows_schema() -> dict[str, Any]:
         "type": "object",
         "description": "Weekly (days, HH:MM start and end, UTC) or absolute (ISO 8601 start, end).",
         "properties": {
-            "days": {"type": "array", "items": {"enum": list(DAYS)}, "minItems": 1},
-            "start": when,
-            "end": when,
+            "days": {
+                "description": "Days of a weekly window (leave out for an absolute one).",
+                "type": "array",
+                "items": {"enum": list(DAYS)},
+                "minItems": 1,
+            },
+            "start": {"description": "HH:MM (weekly) or an ISO 8601 time (absolute).", **when},
+            "end": {"description": "HH:MM, at or before start: the next day; or ISO 8601.", **when},
         },
         "required": ["start", "end"],
         "additionalProperties": False,
