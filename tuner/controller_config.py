@@ -13,9 +13,7 @@ from typing import ClassVar
 
 from tuneloop.config_file import read_mapping
 from tuneloop.schema import parse, setting
-from tuneloop.validation import ConfigError, fail, join
-
-__all__ = ["ConfigError", "ControllerConfig", "LeaseSettings", "load_controller_config"]
+from tuneloop.validation import fail, join
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,12 @@ from typing import Any, ClassVar, Literal
 from tuneloop.config_file import parse_mapping, read_text
 from tuneloop.schema import Scope, parse, setting
 from tuneloop.schema_json import object_schema
-from tuneloop.validation import ConfigError, fail, join
+from tuneloop.validation import fail, join
 from tuner import spec_fields as sf
 from tuner.appliers.base import KnobClass, Value
 from tuner.freeze import FreezeWindow
 from tuner.signals.base import SignalRef
-from tuner.spec_fields import signal_ref
-
-__all__ = ["ConfigError", "signal_ref"]
+from tuner.spec_fields import signal_ref as signal_ref  # public since the first version
 
 KnobType = Literal["int", "real", "categorical"]
 MODES = ("advisory", "apply")

@@ -128,3 +128,12 @@ def test_schema_command_prints_writes_and_checks(tmp_path, capsys):
     written.write_text("{}\n")
     assert run(["--check", "--root", str(tmp_path)]) == 1
     assert run([]) == 2
+
+
+def test_node_tuning_schema_admits_every_allowlisted_key():
+    from agent.nodetune.allowlist import ALLOWLIST
+
+    sysctls = {key: "1" for key in ALLOWLIST}
+    jsonschema.validate({"generation": 1, "sysctls": sysctls}, committed("node-tuning"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"generation": 1, "sysctls": {"../etc": "1"}}, committed("node-tuning"))
