@@ -206,7 +206,8 @@ class Lab:
     def render_experiment(self, template: Path, out: Path | None = None) -> Path:
         """Fill a template's ``${...}`` placeholders; KeyError-free: unknown ones are an error."""
         try:
-            text = string.Template(template.read_text()).substitute(self.values())
+            # ``$schema`` is the editor's schema line (``# yaml-language-server: $schema=...``).
+            text = string.Template(template.read_text()).substitute(self.values(), schema="$schema")
         except KeyError as exc:
             raise LabError(f"{template}: unknown placeholder ${{{exc.args[0]}}}") from None
         except ValueError as exc:

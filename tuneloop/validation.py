@@ -1,7 +1,8 @@
 """Validation helpers for YAML/JSON configuration: every error names the field and the reason.
 
-Used by the agent's config, the node-tuning desired state and the tuner's experiment files, so a
-mistake reads the same everywhere: ``collectors.gpu.interval: must be a positive number, got -1``.
+Used by the declarations in :mod:`tuneloop.schema` (agent, controller, experiment and node-tuning
+files) and by hand-written parsers, so a mistake reads the same everywhere:
+``collectors.gpu.interval: must be a positive number, got -1``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"
+_DURATION = re.compile(DURATION_PATTERN)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 

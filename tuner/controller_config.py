@@ -1,116 +1,93 @@
-"""The controller's configuration file: experiments, state, interval, hysteresis and the Lease."""
+"""The controller's configuration file: experiments, state, interval, hysteresis and the Lease.
+
+The dataclasses are the file's schema (:mod:`tuneloop.schema`). Paths are relative to the file's
+folder; the ``hysteresis:`` mapping fills the ``*_ratio`` and ``min_interval_s`` fields.
+"""
 
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-import yaml
-
-from tuneloop.validation import (
-    ConfigError,
-    duration,
-    fail,
-    integer,
-    join,
-    mapping,
-    no_unknown_keys,
-    number,
-    string,
-)
+from tuneloop.config_file import read_mapping
+from tuneloop.schema import parse, setting
+from tuneloop.validation import fail, join
 
 
 @dataclass(frozen=True)
 class LeaseSettings:
-    name: str
-    namespace: str
-    identity: str
-    duration_s: int = 15
-    renew_deadline_s: int = 10
-    retry_period_s: int = 2
+    """Leader election through a coordination.k8s.io Lease: one controller acts at a time."""
+
+    name: str = setting("tuneloop-tuner", help="The Lease's name.")
+    namespace: str = setting("default", help="The Lease's namespace.")
+    identity: str = setting(
+        factory=socket.gethostname, default_text="the host name (the pod's name)",
+        help="This candidate's identity in the Lease.",
+    )  # fmt: skip
+    duration_s: int = setting(
+        15, key="duration", kind="duration", help="How long a Lease holds without renewal."
+    )
+    renew_deadline_s: int = setting(
+        10, key="renew_deadline", kind="duration", help="The leader gives up if not renewed by."
+    )
+    retry_period_s: int = setting(
+        2, key="retry_period", kind="duration", help="Time between attempts to acquire or renew."
+    )
+
+    def check_config(self, field: str) -> None:
+        if self.retry_period_s < 1:
+            fail(join(field, "retry_period"), "must be at least 1s")
+        if self.renew_deadline_s <= 1.2 * self.retry_period_s:
+            fail(join(field, "renew_deadline"), "must exceed 1.2 x retry_period")
+        if self.duration_s <= self.renew_deadline_s:
+            fail(join(field, "duration"), "must exceed renew_deadline")
 
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    experiments: tuple[Path, ...]
-    state: Path
-    interval_s: float = 300.0
-    metrics_port: int = 9108
-    ema_alpha: float = 0.3
-    baseline_samples: int = 3
-    start_ratio: float = 0.10
-    clear_ratio: float = 0.03
-    min_interval_s: float = 3600.0
-    lease: LeaseSettings | None = None
+    """The controller: which experiments it re-tunes, when, and under which Lease."""
 
+    experiments: tuple[Path, ...] = setting(
+        min_items=1, relative=True, help="Experiment files, relative to this file."
+    )
+    state: Path = setting(
+        Path("tuneloop-state"), relative=True, help="State folder (trial stores), relative."
+    )
+    interval_s: float = setting(
+        300.0, key="interval", kind="duration", help="Time between checks of the objective."
+    )
+    metrics_port: int = setting(9108, minimum=0, maximum=65535, help="Port of /metrics.")
+    ema_alpha: float = setting(
+        0.3, positive=True, maximum=1, help="Smoothing of the objective (EMA weight of a sample)."
+    )
+    baseline_samples: int = setting(3, minimum=1, help="Samples that set the baseline.")
+    start_ratio: float = setting(
+        0.10, group="hysteresis", key="start", positive=True,
+        help="Relative degradation of the objective that starts a tuning round.",
+    )  # fmt: skip
+    clear_ratio: float = setting(
+        0.03, group="hysteresis", key="clear", minimum=0,
+        help="Relative degradation below which the trigger re-arms (below start).",
+    )  # fmt: skip
+    min_interval_s: float = setting(
+        3600.0, group="hysteresis", key="min_interval", kind="duration", positive=False,
+        help="Least time between two tuning rounds.",
+    )  # fmt: skip
+    lease: LeaseSettings | None = setting(None, help="Leader election (none: a single replica).")
 
-def _lease(raw: Any, f: str) -> LeaseSettings:
-    raw = mapping(raw, f)
-    no_unknown_keys(
-        raw, f, {"name", "namespace", "identity", "duration", "renew_deadline", "retry_period"}
-    )
-    lease = LeaseSettings(
-        name=string(raw.get("name", "tuneloop-tuner"), join(f, "name")),
-        namespace=string(raw.get("namespace", "default"), join(f, "namespace")),
-        identity=string(raw.get("identity", socket.gethostname()), join(f, "identity")),
-        duration_s=int(duration(raw.get("duration", 15), join(f, "duration"))),
-        renew_deadline_s=int(duration(raw.get("renew_deadline", 10), join(f, "renew_deadline"))),
-        retry_period_s=int(duration(raw.get("retry_period", 2), join(f, "retry_period"))),
-    )
-    if lease.retry_period_s < 1:
-        fail(join(f, "retry_period"), "must be at least 1s")
-    if lease.renew_deadline_s <= 1.2 * lease.retry_period_s:
-        fail(join(f, "renew_deadline"), "must exceed 1.2 x retry_period")
-    if lease.duration_s <= lease.renew_deadline_s:
-        fail(join(f, "duration"), "must exceed renew_deadline")
-    return lease
+    GROUP_HELP: ClassVar[dict[str, str]] = {
+        "hysteresis": "When a drift of the objective starts a tuning round (ratios to baseline)."
+    }
+
+    def check_config(self, field: str) -> None:
+        if self.clear_ratio >= self.start_ratio:
+            msg = f"must be below hysteresis.start ({self.start_ratio:g})"
+            fail(join(field, "hysteresis.clear"), msg)
 
 
 def load_controller_config(path: str | Path) -> ControllerConfig:
-    """Read the controller's YAML; experiment paths are relative to the file."""
+    """Read the controller's YAML; experiment and state paths are relative to the file."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(p), f"cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(p), f"not valid YAML: {exc}") from None
-    raw = mapping(raw, "")
-    keys = {
-        "experiments",
-        "state",
-        "interval",
-        "metrics_port",
-        "ema_alpha",
-        "baseline_samples",
-        "hysteresis",
-        "lease",
-    }
-    no_unknown_keys(raw, "", keys)
-    exps = raw.get("experiments")
-    if not isinstance(exps, list) or not exps:
-        fail("experiments", "must be a non-empty list of experiment files")
-    hyst = mapping(raw.get("hysteresis", {}), "hysteresis")
-    no_unknown_keys(hyst, "hysteresis", {"start", "clear", "min_interval"})
-    start = number(hyst.get("start", 0.10), "hysteresis.start", positive=True)
-    clear = number(hyst.get("clear", 0.03), "hysteresis.clear", minimum=0)
-    if clear >= start:
-        fail("hysteresis.clear", f"must be below hysteresis.start ({start:g})")
-    return ControllerConfig(
-        experiments=tuple(p.parent / string(e, join("experiments", i)) for i, e in enumerate(exps)),
-        state=p.parent / string(raw.get("state", "tuneloop-state"), "state"),
-        interval_s=duration(raw.get("interval", 300), "interval"),
-        metrics_port=integer(
-            raw.get("metrics_port", 9108), "metrics_port", minimum=0, maximum=65535
-        ),
-        ema_alpha=number(raw.get("ema_alpha", 0.3), "ema_alpha", positive=True, maximum=1),
-        baseline_samples=integer(raw.get("baseline_samples", 3), "baseline_samples", minimum=1),
-        start_ratio=start,
-        clear_ratio=clear,
-        min_interval_s=duration(
-            hyst.get("min_interval", 3600), "hysteresis.min_interval", positive=False
-        ),
-        lease=_lease(raw["lease"], "lease") if raw.get("lease") is not None else None,
-    )
+    return parse(ControllerConfig, read_mapping(p), base_dir=p.parent)

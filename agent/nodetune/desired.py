@@ -3,6 +3,7 @@
 Everything is validated before anything is written: the file must parse, the generation must be
 a non-negative integer, and every key must be on the allowlist with a value inside its bounds.
 All problems are reported together, each naming its field, so one edit fixes a bad ConfigMap.
+The file's shape is declared in :mod:`tuneloop.node_tuning_settings`; the allowlist is checked here.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent.nodetune.allowlist import SysctlValueError, normalise
+from tuneloop.config_file import read_mapping
+from tuneloop.node_tuning_settings import DesiredState
+from tuneloop.schema import ConfigErrors, parse
+from tuneloop.validation import ConfigError
 
 
 class DesiredStateError(ValueError):
@@ -35,39 +38,30 @@ def parse_desired(data: Any, source: str = "desired state") -> Desired:
     if not isinstance(data, Mapping):
         raise DesiredStateError(f"{source}: must be a mapping with generation and sysctls")
     problems: list[str] = []
-    unknown = sorted(str(k) for k in set(data) - {"generation", "sysctls"})
-    if unknown:
-        problems.append(f"{unknown[0]}: unknown field (allowed: generation, sysctls)")
-    generation = data.get("generation")
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        problems.append(f"generation: must be a non-negative integer, got {generation!r}")
+    state: DesiredState | None = None
+    try:
+        state = parse(DesiredState, data, collect=True)
+    except ConfigErrors as exc:
+        problems.extend(str(e) for e in exc.errors)
     raw = data.get("sysctls")
     sysctls: dict[str, str] = {}
-    if not isinstance(raw, Mapping):
-        # An empty mapping is valid: nothing is desired yet, so nothing changes.
-        problems.append(f"sysctls: must be a mapping of key to value, got {raw!r}")
-    else:
+    if isinstance(raw, Mapping):
         for key, value in raw.items():
             try:
                 sysctls[str(key)] = normalise(key, value)
             except SysctlValueError as exc:
                 problems.append(f"sysctls.{exc}")
-    if problems:
+    if problems or state is None:
         raise DesiredStateError(f"{source}: " + "; ".join(problems))
-    assert isinstance(generation, int)
-    return Desired(generation, sysctls)
+    return Desired(state.generation, sysctls)
 
 
 def load_desired(path: Path) -> Desired:
-    """Read and validate a desired-state file (``.json`` or YAML)."""
+    """Read and validate a desired-state file (``.json`` or YAML: YAML is a superset of JSON)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DesiredStateError(f"{path}: cannot read desired state: {exc}") from exc
-    try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
-    except yaml.YAMLError as exc:
-        raise DesiredStateError(f"{path}: not valid YAML or JSON: {exc}") from exc
+        data = read_mapping(path, syntax="YAML or JSON")
+    except ConfigError as exc:
+        raise DesiredStateError(str(exc)) from exc
     return parse_desired(data, str(path))
 
 

@@ -95,3 +95,41 @@ def test_fabric_check_needs_a_host_name(monkeypatch, tmp_path):
     monkeypatch.setenv("NODE_NAME", "gpu-7")
     config = parse_config({"bench": {"fabric_schedule": str(tmp_path / "s.json")}})
     assert config.bench.fabric_host == "gpu-7"
+
+
+def test_derived_defaults_follow_state_dir_and_collector(monkeypatch):
+    monkeypatch.setenv("NODE_NAME", "gpu-3")
+    raw = {"state_dir": "/data/tl", "collectors": {"numa": {"interval": "10s"}}}
+    config = parse_config(raw)
+    assert config.bench.results == Path("/data/tl/bench.jsonl")
+    assert config.nodetune.journal == Path("/data/tl/nodetune-journal.json")
+    assert config.collectors["numa"].interval == 10 and config.collectors["numa"].deadline == 8
+    assert config.collectors["bench"].interval == 15 and config.collectors["bench"].enabled
+    assert list(config.collectors) == [
+        "gpu",
+        "numa",
+        "rdma",
+        "net",
+        "inference",
+        "bench",
+        "nodetune",
+    ]
+    assert config.inference.node_name == "gpu-3" and config.source == raw
+    assert config.nodetune.desired is None and config.gpu.fake_gpus is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"listn": ":9450"}, r"^listn: unknown field \(allowed: bench, collectors, gpu,"),
+        ({"collectors": {"gpu": {"enabled": "yes"}}}, "collectors.gpu.enabled: must be true"),
+        ({"gpu": {"backend": "fake", "fake_gpus": "/no/such.json"}}, "gpu.fake_gpus: no such"),
+        ({"inference": {"targets": [{"url": "http://x"}]}}, r"targets\[0\]\.name: is required"),
+        ({"inference": {"targets": {"a": "http://x"}}}, "inference.targets: must be a list"),
+        ({"log_level": "loud"}, "log_level: must be one of debug, info, warning, error"),
+        ({"nodetune": {"dry_run": 1}}, "nodetune.dry_run: must be true or false"),
+    ],
+)
+def test_more_errors_name_the_field(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(raw)

@@ -95,6 +95,37 @@ def test_config_loading_and_errors(tmp_path):
         load_controller_config(path)
 
 
+def test_config_defaults_are_relative_to_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("experiments: [sub/e.yaml]\nlease: {}\n")
+    cfg = load_controller_config(path)
+    assert cfg.experiments == (tmp_path / "sub" / "e.yaml",)
+    assert cfg.state == tmp_path / "tuneloop-state" and cfg.interval_s == 300
+    assert (cfg.start_ratio, cfg.clear_ratio, cfg.min_interval_s) == (0.10, 0.03, 3600)
+    assert cfg.lease is not None and cfg.lease.name == "tuneloop-tuner" and cfg.lease.identity
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "hysteresis: {stop: 1}",
+            r"^hysteresis\.stop: unknown field \(allowed: clear, min_interval, start\)",
+        ),
+        ("lease: {retry_period: 500ms}", r"^lease\.retry_period: must be at least 1s"),
+        ("lease: {renew_deadline: 2s}", r"^lease\.renew_deadline: must exceed 1\.2 x retry"),
+        ("metrics_port: 70000", r"^metrics_port: must be <= 65535"),
+        ("ema_alpha: 0", r"^ema_alpha: must be a positive number"),
+        ("interval: soon", r"^interval: must be a duration"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"experiments: [e.yaml]\n{text}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_controller_config(path)
+
+
 class FakeLeaseLock:
     """In-memory stand-in for the client's LeaseLock, with the API server's 404 on a missing Lease
     and a shared backing store so two candidates see each other."""

@@ -79,6 +79,27 @@ def _mutate(path: str, value):
         ("safety.freeze_windows", [{"start": "2025-01-02T00:00Z", "end": "2025-01-01T00:00Z"}],
          "safety.freeze_windows[0].end", "must be after start"),
         ("strategy.name", "hillclimb", "strategy.name", "must be one of"),
+        ("colour", "red", "colour", "unknown field (allowed: appliers, budget, constraints,"),
+        ("appliers", {}, "appliers", "must not be empty"),
+        ("appliers.lb", {"address": "x"}, "appliers.lb.kind", "is required"),
+        ("knobs", [], "knobs", "must be a non-empty list"),
+        ("knobs.0.bounds", KeyError, "knobs[0].bounds", "must be a list [low, high]"),
+        ("knobs.0.bounds", [1.5, 3], "knobs[0].bounds[0]", "must be an integer"),
+        ("knobs.0.values", ["x", "y"], "knobs[0].values", "only a categorical knob"),
+        ("knobs.0.init", {"bdp": {"rtt": "1ms"}}, "knobs[0].init.bdp.bandwidth_bps",
+         "is required"),
+        ("knobs.0.init", {"capacity": 2, "bdp": {"rtt": "1ms", "bandwidth_bps": 1e9}},
+         "knobs[0].init", "needs exactly one of 'bdp' or 'capacity'"),
+        ("knobs.0.init", {"capacity": {"signal": "p100"}}, "knobs[0].init.capacity.signal",
+         "must be one of"),
+        ("knobs.1.target", "be/a", "knobs[1].target", "already set by another knob"),
+        ("objective", {"direction": "minimize"}, "objective", "needs exactly one of 'query'"),
+        ("objective", KeyError, "objective", "is required"),
+        ("measurement.warmup", {"tepid": "1s"}, "measurement.warmup.tepid", "unknown field"),
+        ("measurement.rate", {"signal": "request_rate", "max": 1}, "measurement.rate.max",
+         "unknown field"),
+        ("safety.trust_region", 1.5, "safety.trust_region", "must be <= 1"),
+        ("budget.wall_time", "-1s", "budget.wall_time", "duration"),
     ],
 )  # fmt: skip
 def test_errors_name_field_and_reason(path, value, field, reason):
@@ -125,3 +146,26 @@ def test_signals_settings_are_validated_with_their_field_names():
     data["signals"] = {"retries": -1}
     with pytest.raises(ConfigError, match=r"^signals\.retries: must be >= 0"):
         parse_experiment(data)
+
+
+def test_derived_defaults():
+    data = yaml.safe_load(EXPERIMENT)
+    data["measurement"] = {"window": "4s"}
+    data["constraints"] = [{"signal": "error_ratio", "max": 0.1}, {"query": "up", "min": 1}]
+    del data["strategy"]
+    exp = parse_experiment(data)
+    assert exp.measurement.check_interval_s == 4 and exp.measurement.warmup_s[KnobClass.HOT] == 10
+    assert [c.name for c in exp.constraints] == ["error_ratio", "constraint1"]
+    assert exp.signals == {"timeout": 5.0, "retries": 2}
+    assert exp.strategy.name == "skopt-gp" and exp.budget.wall_time_s is None
+
+
+def test_applier_options_pass_through_and_categorical_current_is_text():
+    data = yaml.safe_load(EXPERIMENT)
+    data["appliers"]["lb"] = {"kind": "haproxy", "address": "/run/a.sock", "timeout": 2}
+    data["knobs"][1] = {"name": "cc", "type": "categorical", "applier": "lb", "target": "be/b",
+                        "class": "cold", "values": ["cubic", "bbr"], "current": "bbr"}  # fmt: skip
+    exp = parse_experiment(data)
+    assert exp.appliers["lb"].name == "lb" and exp.appliers["lb"].kind == "haproxy"
+    assert exp.appliers["lb"].options == {"address": "/run/a.sock", "timeout": 2}
+    assert exp.knob("cc").current == "bbr" and exp.knob("cc").low is None

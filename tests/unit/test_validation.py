@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tuneloop import validation as v
@@ -42,3 +44,15 @@ def test_paths_join():
     assert v.join("", "a") == "a"
     assert v.join("a", "b") == "a.b"
     assert v.join("knobs", 2) == "knobs[2]"
+
+
+@pytest.mark.parametrize(
+    "text", ["500ms", "30s", " 5m ", "1h", "2", "0.25s", "5 minutes", "-1s", "1d"]
+)
+def test_duration_pattern_in_json_schema_agrees_with_the_parser(text):
+    accepted = True
+    try:
+        v.duration(text, "x", positive=False)
+    except v.ConfigError:
+        accepted = False
+    assert (re.fullmatch(v.DURATION_PATTERN, text) is not None) == accepted
