@@ -9,10 +9,10 @@ AGENT_POD = (
     "kubectl -n tuneloop-agent get pods -o wide -l app.kubernetes.io/name=tuneloop-agent "
     "--field-selector spec.nodeName=NODE"
 )
-RDMA_SCRAPE = (
-    "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape --config /etc/tuneloop/agent.yaml "
-    "| grep tuneloop_rdma_"
+AGENT_SCRAPE = (
+    "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape --config /etc/tuneloop/agent.yaml"
 )
+RDMA_SCRAPE = f"{AGENT_SCRAPE} | grep tuneloop_rdma_"
 NODETUNE_STATUS = (
     "kubectl -n tuneloop-agent exec POD -- tuneloop-agent nodetune status --procfs /host/proc "
     "--journal /var/lib/tuneloop/nodetune-journal.json"
@@ -237,7 +237,7 @@ GROUPS = [
                     ),
                     commands=(
                         AGENT_POD,
-                        "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape | grep tuneloop_tcp_",
+                        f"{AGENT_SCRAPE} | grep tuneloop_tcp_",
                         NODETUNE_STATUS,
                     ),
                     mitigation=(

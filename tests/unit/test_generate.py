@@ -254,3 +254,22 @@ def test_family_panels_draw_counters_as_rates_with_the_catalog_unit() -> None:
     assert panels.family_unit(free) == "bytes"
     with pytest.raises(ValueError, match="at most 26"):
         panels.family_panel("many", [free] * 27, "", "")
+
+
+def test_runbook_commands_work_as_written() -> None:
+    pages = {p.stem: p.read_text() for p in (ROOT / "runbooks").glob("*.md")}
+    commands = [
+        line
+        for text in pages.values()
+        for block in text.split("```sh\n")[1:]
+        for line in block.split("```")[0].splitlines()
+    ]
+    for line in commands:
+        if "tuneloop-agent scrape" in line or "tuneloop-agent check-config" in line:
+            assert "--config /etc/tuneloop/agent.yaml" in line, line
+        if "kubectl debug node/" in line:
+            assert "--profile=sysadmin" in line, line  # dmesg needs CAP_SYSLOG
+        if "tuneloop-agent nodetune" in line:
+            assert "--procfs /host/proc" in line, line
+        assert "app.kubernetes.io/component=inference" not in line, line
+    assert "TuneloopGpuXidFatal" in pages and "TuneloopAgentUnavailable" in pages
