@@ -120,6 +120,7 @@ def test_every_series_keeps_the_node_name_and_numa_series_their_numa_node(
         numa = wait_for(url, "tuneloop_numa_memory_free_bytes")
         gpus = wait_for(url, "tuneloop_gpu_info")
         every = query(url, '{__name__=~"tuneloop_.+"}')
+        processes = query(url, "tuneloop_gpu_process_cross_numa")
     finally:
         prometheus.stop()
         agent.terminate()
@@ -133,3 +134,8 @@ def test_every_series_keeps_the_node_name_and_numa_series_their_numa_node(
     assert {s["metric"]["numa_node"] for s in gpus} == {"0", "1"}
     assert {s["metric"]["instance"] for s in every} == {f"127.0.0.1:{agent_port}"}
     assert {s["metric"]["job"] for s in every} == {"tuneloop-agent"}
+    # The agent's own series carry the agent's pod; a GPU process's pod is the process's own
+    # (declared in the catalog), and one the agent could not resolve is no pod, not the agent's.
+    assert {s["metric"]["pod"] for s in numa} == {AGENT_POD}
+    assert processes
+    assert all(s["metric"].get("pod") != AGENT_POD for s in processes)
