@@ -96,6 +96,8 @@ def test_every_series_keeps_the_node_name_and_numa_series_their_numa_node(
         [
             sys.executable,
             *("-m", "agent.cli", "serve", "--listen", f"127.0.0.1:{agent_port}"),
+            # NUMA placement reads the gpu collector's snapshot: rerun numa until it has one
+            *("--interval", "numa=1"),
             *agent_flags(inference_url, tmp_path),
         ],
         cwd=ROOT,
@@ -119,8 +121,8 @@ def test_every_series_keeps_the_node_name_and_numa_series_their_numa_node(
     try:
         numa = wait_for(url, "tuneloop_numa_memory_free_bytes")
         gpus = wait_for(url, "tuneloop_gpu_info")
+        processes = wait_for(url, "tuneloop_gpu_process_cross_numa")
         every = query(url, '{__name__=~"tuneloop_.+"}')
-        processes = query(url, "tuneloop_gpu_process_cross_numa")
     finally:
         prometheus.stop()
         agent.terminate()
