@@ -73,7 +73,7 @@ GROUPS = [
             ),
             Alert(
                 name="TuneloopAgentAbsent",
-                expr=f"(count by (cluster, node) (kube_pod_info{{{AGENT_PODS}}}) or count by (cluster, node) (max_over_time(tuneloop_collector_success[1h]))) unless count by (cluster, node) (tuneloop_collector_success)",
+                expr=f'(count by (cluster, node) (kube_pod_info{{{AGENT_PODS}, node!=""}}) or count by (cluster, node) (max_over_time(tuneloop_collector_success[1h]))) unless count by (cluster, node) (tuneloop_collector_success)',
                 severity="warning",
                 for_="5m",
                 summary="A node's tuneloop-agent is not reporting.",
@@ -138,6 +138,20 @@ GROUPS = [
                     eval_time="40m",
                 ),
                 more_cases=(
+                    # a pod not yet scheduled has no node: TuneloopAgentUnavailable covers it
+                    Case(
+                        series=(
+                            (
+                                'tuneloop_collector_success{cluster="c1",node="n2",collector="net"}',
+                                "1x40",
+                            ),
+                            (
+                                f'kube_pod_info{{cluster="c1",{AGENT_PODS},pod="tuneloop-agent-c",node=""}}',
+                                "1x40",
+                            ),
+                        ),
+                        eval_time="40m",
+                    ),
                     # an agent pod that has never reported (crash-looping since its start)
                     Case(
                         series=(
