@@ -1,4 +1,8 @@
-"""GPU alerts: XID events, lost GPUs, memory errors, throttling, memory pressure."""
+"""GPU alerts: lost GPUs, memory errors, throttling, memory pressure (XIDs: alerts/xid.py).
+
+ECC and row-remap alerts aggregate ``by (cluster, node, gpu)`` (a restarted agent pod brings a
+new ``pod`` label) and wait 5 minutes (``for``) so one odd scrape does not page.
+"""
 
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
@@ -9,7 +13,10 @@ AGENT_POD = (
     "kubectl -n tuneloop-agent get pods -o wide -l app.kubernetes.io/name=tuneloop-agent "
     "--field-selector spec.nodeName=NODE"
 )
-AGENT_SCRAPE = "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape | grep tuneloop_gpu_"
+AGENT_SCRAPE = (
+    "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape --config /etc/tuneloop/agent.yaml "
+    "| grep tuneloop_gpu_"
+)
 DRAIN = "kubectl drain NODE --ignore-daemonsets --delete-emptydir-data"
 GPU_MEMORY_FULL_RATIO = 0.98
 
@@ -17,65 +24,6 @@ GROUPS = [
     Group(
         "tuneloop-gpu",
         (
-            Alert(
-                name="TuneloopGpuXidErrors",
-                expr="time() - tuneloop_gpu_xid_last_seen_timestamp_seconds < 600",
-                severity="warning",
-                for_="0m",
-                summary="A GPU reported an XID error in the last 10 minutes.",
-                description="GPU {{ $labels.gpu }} on {{ $labels.node }} reported XID "
-                "{{ $labels.xid }} {{ $value | humanizeDuration }} ago.",
-                runbook=Runbook(
-                    meaning="The NVIDIA driver logged an XID event for this GPU. XIDs are the "
-                    "driver's error codes: 13/31/43 are usually application faults (bad kernel, "
-                    "illegal memory access); 48, 63, 64, 94 and 95 are memory (ECC, row remap) "
-                    "errors; 79 means the GPU fell off the bus; 119/120 are GSP firmware errors.",
-                    impact="Application XIDs kill the CUDA context of one process: the inference "
-                    "server on that GPU restarts or returns errors. Hardware XIDs (48, 79, 94, 95, "
-                    "119) usually mean the GPU needs a reset or replacement.",
-                    promql=(
-                        "tuneloop_gpu_xid_last_seen_timestamp_seconds",
-                        "increase(tuneloop_gpu_xid_errors_total[1h])",
-                        "tuneloop_gpu_info",
-                        "tuneloop_gpu_process_memory_used_bytes",
-                    ),
-                    commands=(
-                        AGENT_POD,
-                        AGENT_SCRAPE,
-                        "kubectl get pods -A -o wide --field-selector spec.nodeName=NODE",
-                        "kubectl debug node/NODE -it --image=busybox -- dmesg | grep -i xid",
-                    ),
-                    mitigation=(
-                        "For 13/31/43: look at the logs of the pod on that GPU; it is an "
-                        "application or model problem, the GPU is fine.",
-                        "For 48/94/95/63/64: check TuneloopGpuUncorrectableEccErrors and "
-                        "TuneloopGpuRowRemapFailed; cordon the node (`kubectl cordon NODE`) and "
-                        "reset the GPU when its pods are moved.",
-                        f"For 79 or 119/120: the GPU needs a reset or a reboot: `{DRAIN}`, then "
-                        "reboot the node.",
-                    ),
-                ),
-                fires=Case(
-                    series=(
-                        (
-                            'tuneloop_gpu_xid_last_seen_timestamp_seconds{node="n1",gpu="0",xid="79"}',
-                            "60x10 1000x10",
-                        ),
-                    ),
-                    eval_time="20m",
-                    labels={"node": "n1", "gpu": "0", "xid": "79"},
-                    description="GPU 0 on n1 reported XID 79 3m 20s ago.",
-                ),
-                quiet=Case(
-                    series=(
-                        (
-                            'tuneloop_gpu_xid_last_seen_timestamp_seconds{node="n1",gpu="0",xid="79"}',
-                            "60x20",
-                        ),
-                    ),
-                    eval_time="20m",
-                ),
-            ),
             Alert(
                 name="TuneloopGpuLost",
                 expr="tuneloop_gpu_lost == 1",
@@ -119,9 +67,9 @@ GROUPS = [
             ),
             Alert(
                 name="TuneloopGpuUncorrectableEccErrors",
-                expr='increase(tuneloop_gpu_ecc_errors_total{type="uncorrected",scope="volatile"}[30m]) > 0',
+                expr='max by (cluster, node, gpu) (increase(tuneloop_gpu_ecc_errors_total{type="uncorrected",scope="volatile"}[30m])) > 0',
                 severity="critical",
-                for_="0m",
+                for_="5m",
                 summary="A GPU had uncorrectable ECC memory errors.",
                 description="GPU {{ $labels.gpu }} on {{ $labels.node }} had uncorrectable ECC "
                 "errors in the last 30 minutes.",
@@ -148,33 +96,33 @@ GROUPS = [
                 fires=Case(
                     series=(
                         (
-                            'tuneloop_gpu_ecc_errors_total{node="n1",gpu="1",type="uncorrected",scope="volatile"}',
-                            "0 0 1x8",
+                            'tuneloop_gpu_ecc_errors_total{cluster="c1",node="n1",gpu="1",type="uncorrected",scope="volatile"}',
+                            "0 0 1x12",
                         ),
                     ),
-                    eval_time="5m",
-                    labels={"node": "n1", "gpu": "1", "type": "uncorrected", "scope": "volatile"},
+                    eval_time="10m",
+                    labels={"cluster": "c1", "node": "n1", "gpu": "1"},
                     description="GPU 1 on n1 had uncorrectable ECC errors in the last 30 minutes.",
                 ),
                 quiet=Case(
                     series=(
                         (
                             'tuneloop_gpu_ecc_errors_total{node="n1",gpu="1",type="uncorrected",scope="volatile"}',
-                            "2x10",
+                            "2x12",
                         ),
                         (
                             'tuneloop_gpu_ecc_errors_total{node="n1",gpu="1",type="corrected",scope="volatile"}',
-                            "0+5x10",
+                            "0+5x12",
                         ),
                     ),
-                    eval_time="5m",
+                    eval_time="10m",
                 ),
             ),
             Alert(
                 name="TuneloopGpuRowRemapFailed",
-                expr="tuneloop_gpu_row_remap_failed == 1",
+                expr="max by (cluster, node, gpu) (tuneloop_gpu_row_remap_failed) == 1",
                 severity="critical",
-                for_="0m",
+                for_="5m",
                 summary="A GPU failed to remap a faulty memory row.",
                 description="GPU {{ $labels.gpu }} on {{ $labels.node }} reports a failed row "
                 "remap; it has run out of spare rows.",
@@ -193,19 +141,20 @@ GROUPS = [
                     ),
                 ),
                 fires=Case(
-                    series=(('tuneloop_gpu_row_remap_failed{node="n2",gpu="5"}', "1x5"),),
-                    eval_time="5m",
+                    series=(('tuneloop_gpu_row_remap_failed{node="n2",gpu="5"}', "1x10"),),
+                    eval_time="10m",
                     labels={"node": "n2", "gpu": "5"},
                     description="GPU 5 on n2 reports a failed row remap; it has run out of spare rows.",
                 ),
                 quiet=Case(
-                    series=(('tuneloop_gpu_row_remap_failed{node="n2",gpu="5"}', "0x5"),),
-                    eval_time="5m",
+                    # one odd reading does not page
+                    series=(('tuneloop_gpu_row_remap_failed{node="n2",gpu="5"}', "0x3 1 0x6"),),
+                    eval_time="10m",
                 ),
             ),
             Alert(
                 name="TuneloopGpuThermalThrottling",
-                expr='max by (node, gpu) (tuneloop_gpu_throttle_reason_active{reason=~"hw_thermal_slowdown|sw_thermal_slowdown|hw_slowdown"}) == 1',
+                expr='max by (cluster, node, gpu) (tuneloop_gpu_throttle_reason_active{reason=~"hw_thermal_slowdown|sw_thermal_slowdown|hw_slowdown"}) == 1',
                 severity="warning",
                 for_="10m",
                 summary="A GPU is held down by thermal slowdown.",
@@ -261,7 +210,7 @@ GROUPS = [
             ),
             Alert(
                 name="TuneloopGpuPowerThrottling",
-                expr='max by (node, gpu) (tuneloop_gpu_throttle_reason_active{reason=~"sw_power_cap|hw_power_brake_slowdown"}) == 1',
+                expr='max by (cluster, node, gpu) (tuneloop_gpu_throttle_reason_active{reason=~"sw_power_cap|hw_power_brake_slowdown"}) == 1',
                 severity="info",
                 for_="30m",
                 summary="A GPU has been held at its power limit for 30 minutes.",

@@ -9,7 +9,14 @@ AGENT_POD = (
     "kubectl -n tuneloop-agent get pods -o wide -l app.kubernetes.io/name=tuneloop-agent "
     "--field-selector spec.nodeName=NODE"
 )
-RDMA_SCRAPE = "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape | grep tuneloop_rdma_"
+AGENT_SCRAPE = (
+    "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape --config /etc/tuneloop/agent.yaml"
+)
+RDMA_SCRAPE = f"{AGENT_SCRAPE} | grep tuneloop_rdma_"
+NODETUNE_STATUS = (
+    "kubectl -n tuneloop-agent exec POD -- tuneloop-agent nodetune status --procfs /host/proc "
+    "--journal /var/lib/tuneloop/nodetune-journal.json"
+)
 CNP_STORM_PER_SECOND = 5000
 ECN_STORM_PER_SECOND = 20000
 OUT_OF_SEQUENCE_PER_SECOND = 10
@@ -230,8 +237,8 @@ GROUPS = [
                     ),
                     commands=(
                         AGENT_POD,
-                        "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape | grep tuneloop_tcp_",
-                        "kubectl -n tuneloop-agent exec POD -- tuneloop-agent nodetune status",
+                        f"{AGENT_SCRAPE} | grep tuneloop_tcp_",
+                        NODETUNE_STATUS,
                     ),
                     mitigation=(
                         "If the node-tuning journal shows a recent change to TCP buffers, roll it "
@@ -259,26 +266,26 @@ GROUPS = [
             ),
             Alert(
                 name="TuneloopIperf3BelowBaseline",
-                expr=f"tuneloop_iperf3_throughput_bits_per_second < {IPERF3_BASELINE_SHARE} * max_over_time(tuneloop_iperf3_throughput_bits_per_second[7d])",
+                expr=f"min by (cluster, node, peer) (tuneloop_iperf3_throughput_bytes_per_second) < {IPERF3_BASELINE_SHARE} * max by (cluster, node, peer) (max_over_time(tuneloop_iperf3_throughput_bytes_per_second[7d]))",
                 severity="warning",
                 for_="30m",
                 summary="iperf3 throughput to a peer fell below its weekly baseline.",
                 description="iperf3 from {{ $labels.node }} to {{ $labels.peer }} measured "
-                "{{ $value | humanize }}bit/s, under 70% of its best in 7 days.",
+                "{{ $value | humanize }}B/s, under 70% of its best in 7 days.",
                 runbook=Runbook(
                     meaning="The last iperf3 test between these nodes gave less than "
                     f"{IPERF3_BASELINE_SHARE:.0%} of the best result of the past week.",
                     impact="The path between the nodes has lost capacity: congestion, a degraded "
                     "link, or a TCP setting that no longer fits.",
                     promql=(
-                        "tuneloop_iperf3_throughput_bits_per_second",
-                        "max_over_time(tuneloop_iperf3_throughput_bits_per_second[7d])",
+                        "tuneloop_iperf3_throughput_bytes_per_second",
+                        "max_over_time(tuneloop_iperf3_throughput_bytes_per_second[7d])",
                         "rate(tuneloop_tcp_retransmitted_segments_total[10m])",
                         "tuneloop_net_core_rmem_max_bytes",
                     ),
                     commands=(
                         AGENT_POD,
-                        "kubectl -n tuneloop-agent exec POD -- tuneloop-agent nodetune status",
+                        NODETUNE_STATUS,
                     ),
                     mitigation=(
                         "Check TuneloopTcpRetransmitRatioHigh and the RDMA alerts for the same "
@@ -290,19 +297,23 @@ GROUPS = [
                 fires=Case(
                     series=(
                         (
-                            'tuneloop_iperf3_throughput_bits_per_second{node="n1",peer="n2"}',
-                            "10000000000x30 5000000000x60",
+                            'tuneloop_iperf3_throughput_bytes_per_second{cluster="c1",node="n1",peer="n2",pod="agent-a"}',
+                            "1250000000x30 _x60",
+                        ),
+                        (
+                            'tuneloop_iperf3_throughput_bytes_per_second{cluster="c1",node="n1",peer="n2",pod="agent-b"}',
+                            "_x30 625000000x60",
                         ),
                     ),
                     eval_time="80m",
-                    labels={"node": "n1", "peer": "n2"},
-                    description="iperf3 from n1 to n2 measured 5Gbit/s, under 70% of its best in 7 days.",
+                    labels={"cluster": "c1", "node": "n1", "peer": "n2"},
+                    description="iperf3 from n1 to n2 measured 625MB/s, under 70% of its best in 7 days.",
                 ),
                 quiet=Case(
                     series=(
                         (
-                            'tuneloop_iperf3_throughput_bits_per_second{node="n1",peer="n2"}',
-                            "10000000000x30 8000000000x60",
+                            'tuneloop_iperf3_throughput_bytes_per_second{node="n1",peer="n2"}',
+                            "1250000000x30 1000000000x60",
                         ),
                     ),
                     eval_time="80m",

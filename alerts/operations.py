@@ -1,4 +1,4 @@
-"""Placement, agent and tuner alerts: cross-NUMA GPU processes, collectors, the tuner's health."""
+"""Placement and tuner alerts: cross-NUMA GPU processes, the tuner's health (agent: agent.py)."""
 
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
@@ -11,12 +11,14 @@ AGENT_POD = (
 )
 TUNER_STALL_SECONDS = 2 * 86400
 TUNER_INVALID_SHARE = 0.5
+_TUNER_SHELL = "kubectl -n tuneloop exec tuneloop-tuner-shell --"
 _TUNER_COMMANDS = (
     "kubectl -n tuneloop get cronjob tuneloop-tuner",
     "kubectl -n tuneloop get jobs,pods -l app.kubernetes.io/name=tuneloop-tuner",
     "kubectl -n tuneloop logs job/JOB",
-    "tuneloop status --state /var/lib/tuneloop",
-    "tuneloop report --state /var/lib/tuneloop --experiment EXPERIMENT",
+    "# The shell pod with the trial store mounted: see the last section.",
+    f"{_TUNER_SHELL} tuneloop status --state /var/lib/tuneloop",
+    f"{_TUNER_SHELL} tuneloop report --state /var/lib/tuneloop --experiment EXPERIMENT",
 )
 
 GROUPS = [
@@ -86,104 +88,6 @@ GROUPS = [
         ),
     ),
     Group(
-        "tuneloop-agent",
-        (
-            Alert(
-                name="TuneloopCollectorFailing",
-                expr="tuneloop_collector_success == 0",
-                severity="warning",
-                for_="10m",
-                summary="A tuneloop-agent collector has been failing for 10 minutes.",
-                description="Collector {{ $labels.collector }} on {{ $labels.node }} has failed "
-                "every collection for 10 minutes.",
-                runbook=Runbook(
-                    meaning="The collector's last collections failed or overran their deadline, "
-                    "so its metrics are missing for this node; the other collectors still run.",
-                    impact="Dashboards and alerts that use this collector's metrics are blind on "
-                    "this node (a GPU alert cannot fire while the gpu collector fails).",
-                    promql=(
-                        "tuneloop_collector_success == 0",
-                        "increase(tuneloop_collector_failures_total[30m])",
-                        "tuneloop_collector_duration_seconds",
-                        "time() - tuneloop_collector_last_success_timestamp_seconds",
-                    ),
-                    commands=(
-                        AGENT_POD,
-                        "kubectl -n tuneloop-agent logs POD --since=30m | grep -i COLLECTOR",
-                        "kubectl -n tuneloop-agent exec POD -- tuneloop-agent check-config",
-                        "kubectl -n tuneloop-agent exec POD -- tuneloop-agent scrape",
-                    ),
-                    mitigation=(
-                        "Read the failure reason (tuneloop_collector_failures_total{reason}) and "
-                        "the agent's log line for the collector; it names what could not be read.",
-                        "deadline: the source is slow (NVML hung, an inference server not "
-                        "answering); restart the agent pod: `kubectl -n tuneloop-agent delete pod POD`.",
-                        "For a gpu collector failure with NVML errors, check the driver "
-                        "(TuneloopGpuLost, XIDs) before restarting anything.",
-                    ),
-                ),
-                fires=Case(
-                    series=(('tuneloop_collector_success{node="n1",collector="gpu"}', "1 1 0x20"),),
-                    eval_time="20m",
-                    labels={"node": "n1", "collector": "gpu"},
-                    description="Collector gpu on n1 has failed every collection for 10 minutes.",
-                ),
-                quiet=Case(
-                    series=(('tuneloop_collector_success{node="n1",collector="gpu"}', "0x5 1x20"),),
-                    eval_time="20m",
-                ),
-            ),
-            Alert(
-                name="TuneloopAgentAbsent",
-                expr="count by (node) (max_over_time(tuneloop_collector_success[1h])) unless count by (node) (tuneloop_collector_success)",
-                severity="warning",
-                for_="5m",
-                summary="A node's tuneloop-agent stopped reporting.",
-                description="No tuneloop-agent metrics from {{ $labels.node }} for 5 minutes, "
-                "though it reported within the last hour.",
-                runbook=Runbook(
-                    meaning="Prometheus no longer gets any tuneloop_collector_success series from "
-                    "this node: the agent pod is gone, crash-looping, or cannot be scraped.",
-                    impact="Every tuneloop metric of the node is missing, so its GPU, network and "
-                    "serving alerts cannot fire. A node that was removed on purpose also fires "
-                    "this for up to an hour.",
-                    promql=(
-                        "count by (node) (tuneloop_collector_success)",
-                        "count by (node) (max_over_time(tuneloop_collector_success[1h]))",
-                    ),
-                    commands=(
-                        "kubectl -n tuneloop-agent get ds tuneloop-agent",
-                        AGENT_POD,
-                        "kubectl -n tuneloop-agent describe pod POD",
-                        "kubectl -n tuneloop-agent logs POD --previous",
-                        "kubectl get node NODE",
-                    ),
-                    mitigation=(
-                        "If the node is gone or cordoned for maintenance, silence the alert.",
-                        "If the pod is crash-looping, read its previous log; a configuration "
-                        "error is named with its field.",
-                        "If the pod runs but is not scraped, check the ServiceMonitor and the "
-                        "tuneloop-agent-metrics NetworkPolicy.",
-                    ),
-                ),
-                fires=Case(
-                    series=(
-                        ('tuneloop_collector_success{node="n1",collector="net"}', "1x20"),
-                        ('tuneloop_collector_success{node="n2",collector="net"}', "1x40"),
-                    ),
-                    eval_time="40m",
-                    labels={"node": "n1"},
-                    description="No tuneloop-agent metrics from n1 for 5 minutes, though it "
-                    "reported within the last hour.",
-                ),
-                quiet=Case(
-                    series=(('tuneloop_collector_success{node="n1",collector="net"}', "1x40"),),
-                    eval_time="40m",
-                ),
-            ),
-        ),
-    ),
-    Group(
         "tuneloop-tuner",
         (
             Alert(
@@ -239,7 +143,7 @@ GROUPS = [
             ),
             Alert(
                 name="TuneloopTunerFailing",
-                expr=f'sum by (experiment) (increase(tuneloop_tuner_trials_total{{outcome="invalid"}}[6h])) / sum by (experiment) (increase(tuneloop_tuner_trials_total[6h])) > {TUNER_INVALID_SHARE}',
+                expr=f'sum by (cluster, experiment) (increase(tuneloop_tuner_trials_total{{outcome="invalid"}}[6h])) / sum by (cluster, experiment) (increase(tuneloop_tuner_trials_total[6h])) > {TUNER_INVALID_SHARE}',
                 severity="warning",
                 for_="0m",
                 summary="Most of the tuner's recent trials were invalid.",
@@ -253,7 +157,7 @@ GROUPS = [
                     "as they are.",
                     promql=(
                         "increase(tuneloop_tuner_trials_total[6h])",
-                        "sum by (model) (rate(tuneloop_inference_requests_total[5m]))",
+                        "sum by (cluster, model) (rate(tuneloop_inference_requests_total[5m]))",
                         "tuneloop_tuner_last_trial_timestamp_seconds",
                     ),
                     commands=_TUNER_COMMANDS,

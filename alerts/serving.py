@@ -1,92 +1,74 @@
 """Serving alerts: queue backlog, KV-cache saturation, and SLO burn rates (SRE workbook).
 
-SLOs, as documented constants: 99% of requests (success or error; aborted requests are the
-client's choice and left out) succeed, and 99% of requests get their first token within 1 s.
-1 s is a bucket boundary of both engines that export TTFT (vLLM and SGLang); TGI and Triton
+SLOs come per model from alerts/slos.yaml (see tuneloop.generate.slos): an availability
+objective (success or error; aborted requests are the client's choice and left out) and a TTFT
+objective (the share of requests whose first token comes within a threshold). TGI and Triton
 export no TTFT histogram, so the latency SLO covers vLLM and SGLang models only, and the error
 SLO covers the engines that count errors (TGI, Triton, and vLLM when it reports
 finished_reason="error"); SGLang counts none.
 
 Multi-window, multi-burn-rate: page when the 1h and 5m burn rates both exceed 14.4x, or the 6h
 and 30m both exceed 6x; open a ticket when 1d and 2h exceed 3x, or 3d and 6h exceed 1x.
+The promtool cases run two models with different SLOs side by side, so each case shows that a
+model's own objective, not the other's, decides.
 """
 
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
 
-from tuneloop.generate.model import Alert, Case, Group, Recording, Runbook
+from pathlib import Path
 
-ERROR_SLO = 0.99
-TTFT_SLO = 0.99
-TTFT_THRESHOLD_LE = "1.0"
-WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+from tuneloop.generate import slos
+from tuneloop.generate.model import Alert, Case, Group, Runbook
+
+SLOS = slos.load(Path(__file__).resolve().parent / "slos.yaml")
 QUEUE_BACKLOG_REQUESTS = 10
 KV_CACHE_FULL_RATIO = 0.95
-
-ERROR_RECORD = "model:tuneloop_inference_errors:ratio_rate{w}"
-TTFT_RECORD = "model:tuneloop_inference_ttft_slow:ratio_rate{w}"
-
-
-def _recordings() -> tuple[Recording, ...]:
-    out = []
-    for w in WINDOWS:
-        out.append(
-            Recording(
-                ERROR_RECORD.format(w=w),
-                f'sum by (model) (rate(tuneloop_inference_requests_total{{outcome="error"}}[{w}])) '
-                f'/ sum by (model) (rate(tuneloop_inference_requests_total{{outcome=~"success|error"}}[{w}]))',
-            )
-        )
-        out.append(
-            Recording(
-                TTFT_RECORD.format(w=w),
-                f'1 - sum by (model) (rate(tuneloop_inference_ttft_seconds_bucket{{le="{TTFT_THRESHOLD_LE}"}}[{w}])) '
-                f"/ sum by (model) (rate(tuneloop_inference_ttft_seconds_count[{w}]))",
-            )
-        )
-    return tuple(out)
-
-
-def _burn(record: str, slo: float, pairs: tuple[tuple[str, str, float], ...]) -> str:
-    budget = 1 - slo
-    terms = []
-    for long, short, factor in pairs:
-        threshold = f"{round(factor * budget, 6):g}"
-        terms.append(
-            f"({record.format(w=long)} > {threshold} and {record.format(w=short)} > {threshold})"
-        )
-    return "\n  or\n".join(terms)
-
-
-PAGE = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
-TICKET = (("1d", "2h", 3.0), ("3d", "6h", 1.0))
+# The models of the promtool cases: one on the file's default SLO, one with its own.
+DEFAULT_MODEL = "m"
+BIG_MODEL = "meta-llama/Llama-3.1-405B-Instruct"
+_BY_MODEL = {e.model: e for e in SLOS}
+_DEFAULT = _BY_MODEL[slos.DEFAULT_MODEL]
+_BIG = _BY_MODEL[BIG_MODEL]
 
 _SLO_PROMQL_ERRORS = (
-    "sum by (model, outcome) (rate(tuneloop_inference_requests_total[5m]))",
-    'sum by (target, model) (rate(tuneloop_inference_requests_total{outcome="error"}[5m]))',
-    "sum by (model) (tuneloop_inference_requests_waiting)",
+    "sum by (cluster, model, outcome) (rate(tuneloop_inference_requests_total[5m]))",
+    'sum by (cluster, target, model) (rate(tuneloop_inference_requests_total{outcome="error"}[5m]))',
+    "sum by (cluster, model) (tuneloop_inference_requests_waiting)",
     "max by (target, model) (tuneloop_inference_kv_cache_usage_ratio)",
     "tuneloop_inference_target_up == 0",
     "increase(tuneloop_tuner_trials_total[6h])",
 )
 _SLO_PROMQL_TTFT = (
-    "histogram_quantile(0.99, sum by (model, le) (rate(tuneloop_inference_ttft_seconds_bucket[5m])))",
+    "histogram_quantile(0.99, sum by (cluster, model, le) (rate(tuneloop_inference_ttft_seconds_bucket[5m])))",
     "histogram_quantile(0.99, sum by (target, le) (rate(tuneloop_inference_ttft_seconds_bucket[5m])))",
-    "sum by (model) (tuneloop_inference_requests_waiting)",
+    "sum by (cluster, model) (tuneloop_inference_requests_waiting)",
     "max by (target, model) (tuneloop_inference_kv_cache_usage_ratio)",
     "rate(tuneloop_inference_preemptions_total[5m])",
     "increase(tuneloop_tuner_trials_total[6h])",
 )
+TUNER_SHELL_STATUS = (
+    "kubectl -n tuneloop exec tuneloop-tuner-shell -- tuneloop status --state /var/lib/tuneloop"
+    "  # the shell pod: see the last section"
+)
 _SERVING_COMMANDS = (
-    "kubectl get pods -A -o wide -l app.kubernetes.io/component=inference",
+    "# The target label is NAMESPACE/POD of the inference server (vLLM, KServe, any chart).",
+    "kubectl -n NAMESPACE get pod POD -o wide",
+    "kubectl -n NAMESPACE get pods -o wide | grep -i MODEL_NAME   # the model's other replicas",
     "kubectl -n NAMESPACE logs POD --since=30m | tail -100",
     "kubectl -n NAMESPACE describe pod POD",
-    "tuneloop status --state /var/lib/tuneloop",
+    TUNER_SHELL_STATUS,
 )
 
 
-def _requests(error: int, success: int, interval: str, count: int) -> tuple[tuple[str, str], ...]:
-    labels = 'target="llm/vllm-0",engine="vllm",model="m"'
+def _series(model: str) -> str:
+    return (
+        f'cluster="c1",target="llm/{model.split("/")[-1].lower()}-0",engine="vllm",model="{model}"'
+    )
+
+
+def _requests(model: str, error: int, success: int, count: int) -> tuple[tuple[str, str], ...]:
+    labels = _series(model)
     return (
         (f'tuneloop_inference_requests_total{{{labels},outcome="error"}}', f"0+{error}x{count}"),
         (
@@ -100,19 +82,30 @@ def _requests(error: int, success: int, interval: str, count: int) -> tuple[tupl
     )
 
 
-def _ttft(fast: int, total: int, interval: str, count: int) -> tuple[tuple[str, str], ...]:
-    labels = 'target="llm/vllm-0",engine="vllm",model="m"'
-    return (
-        (f'tuneloop_inference_ttft_seconds_bucket{{{labels},le="1.0"}}', f"0+{fast}x{count}"),
-        (f"tuneloop_inference_ttft_seconds_count{{{labels}}}", f"0+{total}x{count}"),
+def _ttft(
+    model: str, within: dict[str, int], total: int, count: int
+) -> tuple[tuple[str, str], ...]:
+    """TTFT buckets (``le`` -> requests within it per step) and the count, per step."""
+    labels = _series(model)
+    buckets = tuple(
+        (f'tuneloop_inference_ttft_seconds_bucket{{{labels},le="{le}"}}', f"0+{n}x{count}")
+        for le, n in within.items()
     )
+    return (*buckets, (f"tuneloop_inference_ttft_seconds_count{{{labels}}}", f"0+{total}x{count}"))
+
+
+def _two(
+    a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    return a + b
 
 
 def _error_runbook(speed: str) -> Runbook:
     return Runbook(
-        meaning=f"Model requests fail fast enough to spend the error budget ({1 - ERROR_SLO:.0%} "
-        f"of requests) {speed}. The ratio counts requests the engine reports as errors "
-        "against those that succeeded or failed; client aborts are left out.",
+        meaning="Model requests fail fast enough to spend the model's error budget (1 minus its "
+        f"availability objective in alerts/slos.yaml, named by the slo_objective label) {speed}. "
+        "The ratio counts requests the engine reports as errors against those that succeeded "
+        "or failed; client aborts are left out.",
         impact="Users get errors from this model. At the page rate the month's budget is gone "
         "in about two days; at the ticket rate within the month.",
         diagnosis_notes="Find which replicas fail (by target) and whether the tuner changed "
@@ -131,8 +124,8 @@ def _error_runbook(speed: str) -> Runbook:
 
 def _ttft_runbook(speed: str) -> Runbook:
     return Runbook(
-        meaning=f"More than the budgeted {1 - TTFT_SLO:.0%} of requests wait longer than "
-        f"{TTFT_THRESHOLD_LE} s for their first token, {speed}.",
+        meaning="More requests than the model's TTFT objective allows (alerts/slos.yaml, named by "
+        f"the slo_objective label) wait longer than its threshold for their first token, {speed}.",
         impact="Users wait visibly before text starts streaming; interactive clients time out.",
         diagnosis_notes="Long first-token times come from queueing (waiting requests), from "
         "prefill of long prompts, or from KV-cache pressure (preemptions).",
@@ -167,7 +160,7 @@ GROUPS = [
                         "tuneloop_inference_requests_waiting",
                         "tuneloop_inference_requests_running",
                         "tuneloop_inference_kv_cache_usage_ratio",
-                        "sum by (target) (rate(tuneloop_inference_requests_total[5m]))",
+                        "sum by (target, outcome) (rate(tuneloop_inference_requests_total[5m]))",
                         "tuneloop_tuner_knob_value",
                     ),
                     commands=_SERVING_COMMANDS,
@@ -249,77 +242,138 @@ GROUPS = [
             ),
             Alert(
                 name="TuneloopInferenceErrorBudgetBurn",
-                expr=_burn(ERROR_RECORD, ERROR_SLO, PAGE),
+                expr=slos.burn_expr(slos.ERROR_RECORD, SLOS, slos.PAGE, "availability"),
                 severity="critical",
                 for_="2m",
                 summary="A model is burning its error budget fast.",
                 description="{{ $labels.model }}: {{ $value | humanizePercentage }} of requests "
-                "failed over the long window (SLO 99% succeed).",
+                "failed over the long window (SLO {{ $labels.slo_objective }}).",
                 runbook=_error_runbook("within hours (14.4x over 1h, or 6x over 6h)"),
+                # 4% errors: over 6x the large model's 0.5% budget, under 6x the default 1%.
                 fires=Case(
-                    series=_requests(20, 80, "1m", 120),
+                    series=_two(
+                        _requests(DEFAULT_MODEL, 4, 96, 120), _requests(BIG_MODEL, 4, 96, 120)
+                    ),
                     eval_time="70m",
-                    labels={"model": "m"},
-                    description="m: 20% of requests failed over the long window (SLO 99% succeed).",
+                    labels={
+                        "cluster": "c1",
+                        "model": BIG_MODEL,
+                        "slo_objective": slos.availability_label(_BIG),
+                    },
+                    description=f"{BIG_MODEL}: 4% of requests failed over the long window "
+                    f"(SLO {slos.availability_label(_BIG)}).",
                 ),
-                quiet=Case(series=_requests(1, 99, "1m", 120), eval_time="70m"),
+                quiet=Case(
+                    series=_two(
+                        _requests(DEFAULT_MODEL, 2, 98, 120), _requests(BIG_MODEL, 2, 98, 120)
+                    ),
+                    eval_time="70m",
+                ),
             ),
             Alert(
                 name="TuneloopInferenceErrorBudgetSlowBurn",
-                expr=_burn(ERROR_RECORD, ERROR_SLO, TICKET),
+                expr=slos.burn_expr(slos.ERROR_RECORD, SLOS, slos.TICKET, "availability"),
                 severity="warning",
                 for_="15m",
                 summary="A model is steadily burning its error budget.",
                 description="{{ $labels.model }}: {{ $value | humanizePercentage }} of requests "
-                "failed over the long window (SLO 99% succeed).",
+                "failed over the long window (SLO {{ $labels.slo_objective }}).",
                 runbook=_error_runbook("within days (3x over 1d, or 1x over 3d)"),
+                # 0.8% errors: over the large model's 0.5% budget, under the default 1%.
                 fires=Case(
-                    series=_requests(50, 950, "10m", 20),
+                    series=_two(
+                        _requests(DEFAULT_MODEL, 8, 992, 20), _requests(BIG_MODEL, 8, 992, 20)
+                    ),
                     eval_time="3h",
                     interval="10m",
-                    labels={"model": "m"},
-                    description="m: 5% of requests failed over the long window (SLO 99% succeed).",
+                    labels={
+                        "cluster": "c1",
+                        "model": BIG_MODEL,
+                        "slo_objective": slos.availability_label(_BIG),
+                    },
+                    description=f"{BIG_MODEL}: 0.8% of requests failed over the long window "
+                    f"(SLO {slos.availability_label(_BIG)}).",
                 ),
-                quiet=Case(series=_requests(1, 199, "10m", 20), eval_time="3h", interval="10m"),
+                quiet=Case(
+                    series=_two(
+                        _requests(DEFAULT_MODEL, 3, 997, 20), _requests(BIG_MODEL, 3, 997, 20)
+                    ),
+                    eval_time="3h",
+                    interval="10m",
+                ),
             ),
             Alert(
                 name="TuneloopInferenceTtftBudgetBurn",
-                expr=_burn(TTFT_RECORD, TTFT_SLO, PAGE),
+                expr=slos.burn_expr(slos.TTFT_RECORD, SLOS, slos.PAGE, "ttft"),
                 severity="critical",
                 for_="2m",
                 summary="A model is burning its time-to-first-token budget fast.",
                 description="{{ $labels.model }}: {{ $value | humanizePercentage }} of requests "
-                "waited over 1 s for the first token over the long window (SLO 99% within 1 s).",
+                "missed the first-token threshold over the long window "
+                "(SLO {{ $labels.slo_objective }}).",
                 runbook=_ttft_runbook("at a rate that spends the month's budget in about two days"),
+                # The default model: 10% over 1 s, past 6x its 1% budget. The large model: half
+                # over 1 s but 10% over its own 2.5 s, under 6x its 5% budget.
                 fires=Case(
-                    series=_ttft(70, 100, "1m", 120),
+                    series=_two(
+                        _ttft(DEFAULT_MODEL, {"1.0": 90, "2.5": 95}, 100, 120),
+                        _ttft(BIG_MODEL, {"1.0": 50, "2.5": 90}, 100, 120),
+                    ),
                     eval_time="70m",
-                    labels={"model": "m"},
-                    description="m: 30% of requests waited over 1 s for the first token "
-                    "over the long window (SLO 99% within 1 s).",
+                    labels={
+                        "cluster": "c1",
+                        "model": DEFAULT_MODEL,
+                        "slo_model": slos.DEFAULT_MODEL,
+                        "slo_objective": slos.ttft_label(_DEFAULT),
+                    },
+                    description=f"{DEFAULT_MODEL}: 10% of requests missed the first-token "
+                    f"threshold over the long window (SLO {slos.ttft_label(_DEFAULT)}).",
                 ),
-                quiet=Case(series=_ttft(995, 1000, "1m", 120), eval_time="70m"),
+                quiet=Case(
+                    series=_two(
+                        _ttft(DEFAULT_MODEL, {"1.0": 98, "2.5": 99}, 100, 120),
+                        _ttft(BIG_MODEL, {"1.0": 40, "2.5": 80}, 100, 120),
+                    ),
+                    eval_time="70m",
+                ),
             ),
             Alert(
                 name="TuneloopInferenceTtftBudgetSlowBurn",
-                expr=_burn(TTFT_RECORD, TTFT_SLO, TICKET),
+                expr=slos.burn_expr(slos.TTFT_RECORD, SLOS, slos.TICKET, "ttft"),
                 severity="warning",
                 for_="15m",
                 summary="A model is steadily burning its time-to-first-token budget.",
                 description="{{ $labels.model }}: {{ $value | humanizePercentage }} of requests "
-                "waited over 1 s for the first token over the long window (SLO 99% within 1 s).",
+                "missed the first-token threshold over the long window "
+                "(SLO {{ $labels.slo_objective }}).",
                 runbook=_ttft_runbook("at a rate that spends the month's budget within the month"),
+                # The large model: 8% over 2.5 s, past its 5% budget; the default 0.5% over 1 s.
                 fires=Case(
-                    series=_ttft(950, 1000, "10m", 20),
+                    series=_two(
+                        _ttft(DEFAULT_MODEL, {"1.0": 995}, 1000, 20),
+                        _ttft(BIG_MODEL, {"2.5": 920}, 1000, 20),
+                    ),
                     eval_time="3h",
                     interval="10m",
-                    labels={"model": "m"},
-                    description="m: 5% of requests waited over 1 s for the first token "
-                    "over the long window (SLO 99% within 1 s).",
+                    labels={
+                        "cluster": "c1",
+                        "model": BIG_MODEL,
+                        "slo_model": BIG_MODEL,
+                        "slo_objective": slos.ttft_label(_BIG),
+                    },
+                    description=f"{BIG_MODEL}: 8% of requests missed the first-token "
+                    f"threshold over the long window (SLO {slos.ttft_label(_BIG)}).",
                 ),
-                quiet=Case(series=_ttft(998, 1000, "10m", 20), eval_time="3h", interval="10m"),
+                quiet=Case(
+                    series=_two(
+                        _ttft(DEFAULT_MODEL, {"1.0": 995}, 1000, 20),
+                        _ttft(BIG_MODEL, {"2.5": 970}, 1000, 20),
+                    ),
+                    eval_time="3h",
+                    interval="10m",
+                ),
             ),
         ),
-        recordings=_recordings(),
+        recordings=slos.recordings(SLOS),
     )
 ]

@@ -1,10 +1,19 @@
-"""Fleet and SLO overview: traffic, latency, errors, queues and KV cache per model and replica."""
+"""Fleet and SLO overview: traffic, tokens, latency, errors, queues and KV cache per model.
+
+The views of vLLM's own dashboard, from the agent's normalised ``tuneloop_inference_*``
+metrics: request rate, prompt and generation tokens per second (the prefill/decode split in
+tokens), TTFT, inter-token and end-to-end latency as quantiles and heatmaps, queue depth, KV
+cache and preemptions. Not shown, because the agent does not export them yet: request prompt and
+generation length heatmaps (vLLM's request_prompt_tokens / request_generation_tokens
+histograms), queue time (request_queue_time_seconds) and the prefill/decode time split
+(request_prefill_time_seconds / request_decode_time_seconds).
+"""
 
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
 
 from tuneloop.generate.panels import dashboard as make
-from tuneloop.generate.panels import label_variable, panel, rows
+from tuneloop.generate.panels import heatmap, label_variable, panel, rows
 
 S = 'cluster=~"$cluster", model=~"$model", target=~"$target"'
 
@@ -21,7 +30,9 @@ def quantiles(metric: str) -> tuple[tuple[str, str], ...]:
 
 dashboard = make(
     "tuneloop / Fleet and SLOs",
-    "Request rate, TTFT, inter-token and end-to-end latency, errors, queues and KV cache.",
+    "Request rate, tokens, TTFT, inter-token and end-to-end latency, errors, queues and KV cache. "
+    "Request length heatmaps, queue time and the prefill/decode time split need metrics the "
+    "agent does not export yet.",
     [
         label_variable("cluster", "tuneloop_inference_target_up"),
         label_variable("model", "tuneloop_inference_requests_running", 'cluster=~"$cluster"'),
@@ -56,11 +67,39 @@ dashboard = make(
                     ),
                     (
                         'model:tuneloop_inference_ttft_slow:ratio_rate1h{model=~"$model"}',
-                        "TTFT over 1 s {{model}}",
+                        "TTFT over its threshold {{model}}",
+                    ),
+                    description="Share of requests over the last hour that failed, and that "
+                    "missed the model's first-token threshold (alerts/slos.yaml): the ratios the "
+                    "burn-rate alerts compare with each model's error budget.",
+                ),
+                panel(
+                    "Requests completed per second",
+                    "reqps",
+                    (
+                        f"sum by (model) (rate(tuneloop_inference_requests_completed_total{{{S}}}[$__rate_interval]))",
+                        "{{model}}",
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Tokens",
+            [
+                panel(
+                    "Prompt and generation tokens per second",
+                    "short",
+                    (
+                        f"sum by (model) (rate(tuneloop_inference_prompt_tokens_total{{{S}}}[$__rate_interval]))",
+                        "prompt (prefill) {{model}}",
+                    ),
+                    (
+                        f"sum by (model) (rate(tuneloop_inference_generation_tokens_total{{{S}}}[$__rate_interval]))",
+                        "generation (decode) {{model}}",
                     ),
                 ),
                 panel(
-                    "Generated tokens per second",
+                    "Generated tokens per second by replica",
                     "short",
                     (
                         f"sum by (target) (rate(tuneloop_inference_generation_tokens_total{{{S}}}[$__rate_interval]))",
@@ -80,6 +119,15 @@ dashboard = make(
                 ),
                 panel(
                     "End-to-end latency", "s", *quantiles("tuneloop_inference_e2e_latency_seconds")
+                ),
+                heatmap("TTFT distribution", "tuneloop_inference_ttft_seconds", S),
+                heatmap(
+                    "End-to-end latency distribution", "tuneloop_inference_e2e_latency_seconds", S
+                ),
+                heatmap(
+                    "Inter-token latency distribution",
+                    "tuneloop_inference_inter_token_latency_seconds",
+                    S,
                 ),
                 panel(
                     "TTFT P99 by replica",

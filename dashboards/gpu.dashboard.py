@@ -1,10 +1,14 @@
-"""GPUs: utilization, memory, power, temperature, clocks, throttling, XID/ECC, and their pods."""
+"""GPUs: utilization, memory, power, energy, clocks, PCIe, throttling, XID/ECC, MIG, their pods.
+
+Close to what dcgm-exporter's dashboard shows, from the agent's NVML collector.
+"""
 
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
 
+from tuneloop.catalog import gpu
 from tuneloop.generate.panels import dashboard as make
-from tuneloop.generate.panels import label_variable, panel, rows
+from tuneloop.generate.panels import family_panel, label_variable, panel, rows
 
 S = 'cluster=~"$cluster", node=~"$node", gpu=~"$gpu"'
 L = "{{node}} GPU {{gpu}}"
@@ -32,7 +36,28 @@ dashboard = make(
                 ),
                 panel("Power", "watt", (f"tuneloop_gpu_power_watts{{{S}}}", L)),
                 panel("Temperature", "celsius", (f"tuneloop_gpu_temperature_celsius{{{S}}}", L)),
-                panel("SM clock", "hertz", (f"tuneloop_gpu_sm_clock_hertz{{{S}}}", L)),
+                panel(
+                    "Memory bandwidth utilization",
+                    "percentunit",
+                    (f"tuneloop_gpu_memory_utilization_ratio{{{S}}}", L),
+                ),
+                panel(
+                    "Energy (average power from the counter)",
+                    "watt",
+                    (f"rate(tuneloop_gpu_energy_joules_total{{{S}}}[$__rate_interval])", L),
+                ),
+                panel(
+                    "Clocks",
+                    "hertz",
+                    (f"tuneloop_gpu_sm_clock_hertz{{{S}}}", "SM " + L),
+                    (f"tuneloop_gpu_memory_clock_hertz{{{S}}}", "memory " + L),
+                ),
+                panel(
+                    "PCIe throughput",
+                    "Bps",
+                    (f"tuneloop_gpu_pcie_transmit_bytes_per_second{{{S}}}", "tx " + L),
+                    (f"tuneloop_gpu_pcie_receive_bytes_per_second{{{S}}}", "rx " + L),
+                ),
                 panel(
                     "Throttle reasons active",
                     "short",
@@ -60,10 +85,32 @@ dashboard = make(
                     ),
                 ),
                 panel(
-                    "Lost GPUs and failed row remaps",
+                    "Time since the last XID",
+                    "s",
+                    (
+                        f"time() - tuneloop_gpu_xid_last_seen_timestamp_seconds{{{S}}}",
+                        L + " XID {{xid}}",
+                    ),
+                ),
+                panel(
+                    "Lost GPUs and row remaps",
                     "short",
                     (f"tuneloop_gpu_lost{{{S}}}", "lost " + L),
                     (f"tuneloop_gpu_row_remap_failed{{{S}}}", "remap failed " + L),
+                    (f"tuneloop_gpu_row_remap_pending{{{S}}}", "remap pending " + L),
+                ),
+                panel(
+                    "Remapped rows",
+                    "short",
+                    (f"tuneloop_gpu_remapped_rows{{{S}}}", L + " {{cause}}"),
+                ),
+                panel(
+                    "NVML fields skipped",
+                    "cps",
+                    (
+                        f"rate(tuneloop_gpu_field_errors_total{{{S}}}[$__rate_interval])",
+                        L + " {{field}} {{error}}",
+                    ),
                 ),
             ],
         ),
@@ -76,9 +123,40 @@ dashboard = make(
                     (f"tuneloop_gpu_process_memory_used_bytes{{{S}}}", L + " pid {{pid}}"),
                 ),
                 panel(
+                    "Processes holding a context", "short", (f"tuneloop_gpu_processes{{{S}}}", L)
+                ),
+                panel(
                     "Processes off the GPU's NUMA node",
                     "short",
                     (f"tuneloop_gpu_process_cross_numa{{{S}}}", "{{namespace}}/{{pod}} " + L),
+                ),
+            ],
+        ),
+        (
+            "Inventory and MIG",
+            [
+                panel(
+                    "GPUs and their NUMA nodes",
+                    "short",
+                    (
+                        f"tuneloop_gpu_info{{{S}}}",
+                        L + " {{name}} NUMA {{numa_node}} {{pci_bus_id}}",
+                    ),
+                ),
+                family_panel(
+                    "MIG mode and devices",
+                    [gpu.GPU_MIG_ENABLED, gpu.GPU_MIG_INSTANCES],
+                    S,
+                    L,
+                    prefix="tuneloop_gpu_",
+                ),
+                panel(
+                    "MIG device memory used",
+                    "percentunit",
+                    (
+                        f"tuneloop_gpu_mig_memory_used_bytes{{{S}}} / tuneloop_gpu_mig_memory_total_bytes{{{S}}}",
+                        L + " MIG {{mig_instance}}",
+                    ),
                 ),
             ],
         ),

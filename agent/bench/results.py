@@ -192,7 +192,7 @@ class BenchResultsCollector(Collector):
             )
         }
         for (peer, reverse), r in sorted(self._iperf3.items()):
-            (receive if reverse else send).add_metric([peer], r.throughput_bps)
+            (receive if reverse else send).add_metric([peer], r.throughput_bps / 8)
             labels = [peer, "receive" if reverse else "send"]
             values = (r.retransmits, r.mean_rtt_s, r.cpu_local_ratio, r.cpu_remote_ratio)
             for spec, value in zip(per_test, (*values, r.started_at), strict=True):

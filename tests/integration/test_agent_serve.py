@@ -29,12 +29,8 @@ VOLATILE = re.compile(
     r"tuneloop_collector_last_success_timestamp_seconds|tuneloop_inference_scrape_duration_seconds|"
     r"tuneloop_gpu_xid_last_seen_timestamp_seconds)"
 )
-# promtool's lint wants base unit bytes; iperf3's throughput is in bits by the metric contract
-# (shared/ARCHITECTURE.md), and its receive-side sibling follows it. Nothing else is excused.
-CONTRACT_UNIT_EXCEPTIONS = {
-    'tuneloop_iperf3_throughput_bits_per_second use base unit "bytes" instead of "bits"',
-    'tuneloop_iperf3_receive_throughput_bits_per_second use base unit "bytes" instead of "bits"',
-}
+# promtool's lint findings that are excused: none (iperf3 throughput is in bytes per second).
+CONTRACT_UNIT_EXCEPTIONS: set[str] = set()
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -136,7 +132,7 @@ def test_serve_exports_every_collector_and_passes_promtool(inference_server, tmp
         assert f'tuneloop_collector_success{{collector="{collector}"}} 1.0' in text, collector
     assert "tuneloop_gpu_process_cross_numa{" in text
     assert "tuneloop_inference_requests_waiting{" in text
-    assert 'tuneloop_iperf3_throughput_bits_per_second{peer="10.0.0.2"}' in text
+    assert 'tuneloop_iperf3_throughput_bytes_per_second{peer="10.0.0.2"}' in text
     check = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )

@@ -63,6 +63,15 @@ RATE_INTERVAL = "1m"
 NO_DATA_IN_LAB: dict[str, str] = {
     'outcome="error"': "the sim replica never fails a request, so no error outcome exists",
     "tuneloop_inference_errors:ratio_rate1h": "recorded from the error outcome (above)",
+    "tuneloop_inference_scrape_failures_total": "every inference server in the lab answers",
+    "tuneloop_nodetune_": "the lab's agent runs no node-tuning reconciler",
+    "tuneloop_perf_instructions_per_cycle": "the lab's perf results counted no cycles",
+    "tuneloop_gpu_field_errors_total": "the lab's fake GPUs answer every field",
+    "tuneloop_gpu_mig_instances": "the lab's fake GPUs have MIG off",
+    "tuneloop_gpu_mig_memory_used_bytes": "the lab's fake GPUs have MIG off",
+    "tuneloop_rdma_port_receive_discards_total": "the fixture node's ports count no discards",
+    "tuneloop_iperf3_receive_throughput_bytes_per_second": "the lab ran no reverse iperf3 test",
+    "tuneloop_iperf3_failures_total": "no iperf3 test failed in the lab",
 }
 REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}]")  # what Grafana escapes in regex values
 VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")

@@ -30,9 +30,10 @@ from agent.nvml.fake import FakeNvml
 from agent.placement import GpuProcess
 from agent.scheduler import CollectorRunner, Schedule, Scheduler
 from tests.fixtures.bench_results import write_results
+from tests.unit.consistency_sources import mig_gpus, more_bench_results, rdma_sysfs, tuned_node
 from tuneloop import catalog
 from tuneloop.generate import alerts, dashboards
-from tuneloop.generate.promql import metric_names, sample_index, unknown_names
+from tuneloop.generate.promql import EXTERNAL_METRICS, metric_names, sample_index, unknown_names
 from tuner.metrics import TunerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +69,10 @@ def runbook_exprs() -> list[str]:
 
 
 def used_metrics() -> set[str]:
-    return {n for e in dashboard_exprs() + alert_exprs() + runbook_exprs() for n in metric_names(e)}
+    """Catalog metrics the dashboards, alerts and runbooks name (other exporters' left out)."""
+    exprs = dashboard_exprs() + alert_exprs() + runbook_exprs()
+    names = {n for e in exprs for n in metric_names(e)}
+    return names - EXTERNAL_METRICS
 
 
 def test_every_metric_named_is_in_the_catalog() -> None:
@@ -110,20 +114,25 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
             InferenceTarget(name, f"http://127.0.0.1:{port}/{name}.metrics")
             for name in ("vllm", "sglang", "tgi", "triton")
         ]
+        # a target that answers 404: the scrape-failure counter
+        targets.append(InferenceTarget("gone", f"http://127.0.0.1:{port}/gone.metrics"))
         node = FIXTURES / "node"
         inference = InferenceCollector(targets)
         nvml = FakeNvml.from_file(FIXTURES / "gpu" / "eight_gpus.json")
         nvml.nvmlInit()
+        mig = FakeNvml.from_file(mig_gpus(tmp))
+        mig.nvmlInit()
+        tuned_procfs, tuned_journal = tuned_node(tmp)
         collectors = [
             GpuCollector(nvml, node / "sys", node / "proc"),
             NumaCollector(
                 node / "sys", node / "proc", lambda: [GpuProcess("0", 2101, 1, "vllm-0", "llm")]
             ),
-            RdmaCollector(node / "sys"),
+            RdmaCollector(rdma_sysfs(tmp)),
             NetCollector(node / "proc"),
-            NodetuneCollector(FIXTURES / "nodetune" / "proc", tmp / "journal.json"),
+            NodetuneCollector(tuned_procfs, tuned_journal),
             inference,
-            BenchResultsCollector(write_results(tmp / "bench.jsonl")),
+            BenchResultsCollector(more_bench_results(write_results(tmp / "bench.jsonl"))),
         ]
         runners = [CollectorRunner(c, Schedule(interval=60, deadline=10)) for c in collectors]
         for runner in runners:
@@ -132,13 +141,15 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         faulty.nvmlInit()
         faulty_gpus = GpuCollector(faulty, node / "sys", node / "proc")
         faulty_gpus.refresh()
+        mig_gpu_collector = GpuCollector(mig, node / "sys", node / "proc")
+        mig_gpu_collector.refresh()
         tuner = TunerMetrics()
         tuner.trial("tcp", "done", 1000.0)
         tuner.rollback("tcp", "slo_breach")
         tuner.set_best("tcp", 1.5)
         tuner.set_knobs("tcp", {"rmem_max": 4194304})
         registry = CollectorRegistry(auto_describe=False)
-        for c in [*collectors, faulty_gpus, Scheduler(runners), tuner]:
+        for c in [*collectors, faulty_gpus, mig_gpu_collector, Scheduler(runners), tuner]:
             registry.register(c)
         text = generate_latest(registry).decode()
     finally:

@@ -290,7 +290,7 @@ def test_mig_instances_and_their_memory():
             snap,
             "tuneloop_gpu_mig_memory_used_bytes",
             gpu="0",
-            instance="0",
+            mig_instance="0",
             uuid="MIG-11111111-2222-3333-4444-555555555555",
         )
         == 3 << 30
@@ -300,7 +300,7 @@ def test_mig_instances_and_their_memory():
             snap,
             "tuneloop_gpu_mig_memory_total_bytes",
             gpu="0",
-            instance="1",
+            mig_instance="1",
             uuid="MIG-66666666-7777-8888-9999-000000000000",
         )
         == 20 << 30

@@ -63,10 +63,12 @@ def test_collector_exports_last_result_per_peer_and_direction(tmp_path):
     peer = (("peer", "10.0.0.2"),)
     send = (("direction", "send"), ("peer", "10.0.0.2"))
     recv = (("direction", "receive"), ("peer", "10.0.0.2"))
-    assert got[("tuneloop_iperf3_throughput_bits_per_second", peer)] == 18248281109.5884
-    assert got[("tuneloop_iperf3_receive_throughput_bits_per_second", peer)] == 18621738126.28497
-    key = ("tuneloop_iperf3_throughput_bits_per_second", (("peer", "10.0.0.9:5302"),))
-    assert got[key] == 18248281109.5884
+    assert got[("tuneloop_iperf3_throughput_bytes_per_second", peer)] == 18248281109.5884 / 8
+    assert (
+        got[("tuneloop_iperf3_receive_throughput_bytes_per_second", peer)] == 18621738126.28497 / 8
+    )
+    key = ("tuneloop_iperf3_throughput_bytes_per_second", (("peer", "10.0.0.9:5302"),))
+    assert got[key] == 18248281109.5884 / 8
     assert got[("tuneloop_iperf3_retransmits", send)] == 10
     assert got[("tuneloop_iperf3_mean_rtt_seconds", send)] == 73e-6
     assert ("tuneloop_iperf3_mean_rtt_seconds", recv) not in got  # unknown, not zero
@@ -96,7 +98,7 @@ def test_collector_skips_invalid_records(tmp_path):
     collector = BenchResultsCollector(path)
     got = samples(collector)
     assert collector.skipped == 1
-    assert got[("tuneloop_iperf3_throughput_bits_per_second", (("peer", "10.0.0.2"),))] > 0
+    assert got[("tuneloop_iperf3_throughput_bytes_per_second", (("peer", "10.0.0.2"),))] > 0
 
 
 def test_perf_families(tmp_path):

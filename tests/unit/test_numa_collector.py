@@ -17,31 +17,31 @@ KIB = 1024
 
 def test_memory_per_node_in_bytes():
     m = exported(NumaCollector(NODE / "sys", NODE / "proc"))
-    assert m[("tuneloop_numa_memory_total_bytes", "node=0")] == 263782636 * KIB
-    assert m[("tuneloop_numa_memory_free_bytes", "node=0")] == 201534120 * KIB
-    assert m[("tuneloop_numa_memory_used_bytes", "node=1")] == 114241152 * KIB
-    assert m[("tuneloop_numa_memory_file_pages_bytes", "node=1")] == 40000000 * KIB
-    assert m[("tuneloop_numa_memory_anon_pages_bytes", "node=0")] == 25000000 * KIB
-    assert m[("tuneloop_numa_node_cpus", "node=0")] == 32
-    assert m[("tuneloop_numa_node_cpus", "node=1")] == 32
+    assert m[("tuneloop_numa_memory_total_bytes", "numa_node=0")] == 263782636 * KIB
+    assert m[("tuneloop_numa_memory_free_bytes", "numa_node=0")] == 201534120 * KIB
+    assert m[("tuneloop_numa_memory_used_bytes", "numa_node=1")] == 114241152 * KIB
+    assert m[("tuneloop_numa_memory_file_pages_bytes", "numa_node=1")] == 40000000 * KIB
+    assert m[("tuneloop_numa_memory_anon_pages_bytes", "numa_node=0")] == 25000000 * KIB
+    assert m[("tuneloop_numa_node_cpus", "numa_node=0")] == 32
+    assert m[("tuneloop_numa_node_cpus", "numa_node=1")] == 32
 
 
 def test_numastat_event_names():
     m = exported(NumaCollector(NODE / "sys", NODE / "proc"))
     events = {k[1:]: v for k, v in m.items() if k[0] == "tuneloop_numa_events_total"}
     assert events == {
-        ("event=hit", "node=0"): 123456789,
-        ("event=miss", "node=0"): 2345,
-        ("event=foreign", "node=0"): 3456,
-        ("event=interleave", "node=0"): 45678,
-        ("event=local", "node=0"): 123400000,
-        ("event=other", "node=0"): 56789,
-        ("event=hit", "node=1"): 98765432,
-        ("event=miss", "node=1"): 3456,
-        ("event=foreign", "node=1"): 2345,
-        ("event=interleave", "node=1"): 45012,
-        ("event=local", "node=1"): 98700000,
-        ("event=other", "node=1"): 65432,
+        ("event=hit", "numa_node=0"): 123456789,
+        ("event=miss", "numa_node=0"): 2345,
+        ("event=foreign", "numa_node=0"): 3456,
+        ("event=interleave", "numa_node=0"): 45678,
+        ("event=local", "numa_node=0"): 123400000,
+        ("event=other", "numa_node=0"): 56789,
+        ("event=hit", "numa_node=1"): 98765432,
+        ("event=miss", "numa_node=1"): 3456,
+        ("event=foreign", "numa_node=1"): 2345,
+        ("event=interleave", "numa_node=1"): 45012,
+        ("event=local", "numa_node=1"): 98700000,
+        ("event=other", "numa_node=1"): 65432,
     }
 
 
@@ -232,7 +232,7 @@ def test_big_node(tmp_path):
     big = build_big_node(tmp_path, processes=[(1000, 0), (1001, 0), (1002, 1), (1003, 1)])
     processes = [GpuProcess(str(i), pid, i // 2) for i, pid in enumerate(big.pids)]
     m = exported(NumaCollector(big.sysfs, big.procfs, lambda: processes))
-    assert m[("tuneloop_numa_node_cpus", "node=1")] == 112
+    assert m[("tuneloop_numa_node_cpus", "numa_node=1")] == 112
     cross = {k[3]: v for k, v in m.items() if k[0] == "tuneloop_gpu_process_cross_numa"}
     assert cross == {"pid=1000": 1, "pid=1001": 0, "pid=1002": 1, "pid=1003": 0}
 
@@ -243,7 +243,7 @@ def test_this_machine():
         pytest.skip("kernel without NUMA sysfs")
     me = os.getpid()
     m = exported(NumaCollector(Path("/sys"), Path("/proc"), lambda: [GpuProcess("0", me, 0)]))
-    assert m[("tuneloop_numa_memory_total_bytes", "node=0")] > 0
+    assert m[("tuneloop_numa_memory_total_bytes", "numa_node=0")] > 0
     node0 = parse_cpulist(Path("/sys/devices/system/node/node0/cpulist").read_text())
     allowed = os.sched_getaffinity(0)
     expected = len(allowed - node0) / len(allowed)

@@ -2,23 +2,24 @@
 
 iperf3 series describe the last test per peer. ``direction`` is ``send`` when this node sent
 (a normal client test) and ``receive`` when the peer sent (iperf3 ``-R``). The contract metric
-``tuneloop_iperf3_throughput_bits_per_second{peer}`` is the send direction; the receive
-direction has its own gauge. perf series describe the last ``perf stat`` window.
+``tuneloop_iperf3_throughput_bytes_per_second{peer}`` is the send direction; the receive
+direction has its own gauge. Throughput is in bytes per second (iperf3's bits / 8), the base
+unit promtool's lint and the contract ask for. perf series describe the last ``perf stat`` window.
 """
 
 from tuneloop.catalog.base import counter, gauge
 
 IPERF3_THROUGHPUT = gauge(
-    "tuneloop_iperf3_throughput_bits_per_second",
+    "tuneloop_iperf3_throughput_bytes_per_second",
     "Throughput of the last iperf3 test to the peer.",
     "peer",
-    unit="bits_per_second",
+    unit="bytes_per_second",
 )
 IPERF3_RECEIVE_THROUGHPUT = gauge(
-    "tuneloop_iperf3_receive_throughput_bits_per_second",
+    "tuneloop_iperf3_receive_throughput_bytes_per_second",
     "Throughput of the last reverse iperf3 test: the peer sending to this node.",
     "peer",
-    unit="bits_per_second",
+    unit="bytes_per_second",
 )
 IPERF3_RETRANSMITS = gauge(
     "tuneloop_iperf3_retransmits",

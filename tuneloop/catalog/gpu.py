@@ -37,6 +37,7 @@ GPU_PROCESS_CROSS_NUMA = gauge(
     "pid",
     "pod",
     "namespace",
+    scrape_meaning=("pod", "namespace"),
 )
 
 GPU_MEMORY_UTILIZATION = gauge(
@@ -111,7 +112,7 @@ GPU_MIG_MEMORY_USED = gauge(
     "tuneloop_gpu_mig_memory_used_bytes",
     "Memory in use on one MIG device.",
     "gpu",
-    "instance",
+    "mig_instance",
     "uuid",
     unit="bytes",
 )
@@ -119,7 +120,7 @@ GPU_MIG_MEMORY_TOTAL = gauge(
     "tuneloop_gpu_mig_memory_total_bytes",
     "Memory of one MIG device.",
     "gpu",
-    "instance",
+    "mig_instance",
     "uuid",
     unit="bytes",
 )
@@ -135,6 +136,7 @@ GPU_PROCESS_MEMORY = gauge(
     "namespace",
     "container",
     unit="bytes",
+    scrape_meaning=("pod", "namespace", "container"),
 )
 GPU_LOST = gauge(
     "tuneloop_gpu_lost",

@@ -1,4 +1,5 @@
-"""``tuneloop generate [--check] [--root DIR]``: write, or check, every generated artifact."""
+"""``tuneloop generate [--check] [--root DIR] [--runbook-base-url URL]``: write, or check,
+every generated artifact."""
 
 from __future__ import annotations
 
@@ -23,10 +24,17 @@ GENERATED_SUFFIXES = {
 }
 
 
-def render_all(root: Path) -> dict[str, str]:
+def render_all(
+    root: Path, runbook_base_url: str = alerts.DEFAULT_RUNBOOK_BASE_URL
+) -> dict[str, str]:
     """Relative path -> content of everything ``generate`` writes."""
     files: dict[str, str] = {}
-    for part in (dashboards.render(root), alerts.render(root), runbooks.render(root)):
+    parts = (
+        dashboards.render(root),
+        alerts.render(root, runbook_base_url),
+        runbooks.render(root),
+    )
+    for part in parts:
         files.update(part)
     return files
 
@@ -78,7 +86,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"error: {root} has no alerts/ and dashboards/ folders (--root)", file=sys.stderr)
         return 2
     try:
-        files = render_all(root)
+        files = render_all(root, args.runbook_base_url)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -105,6 +113,13 @@ def add_generate_command(subparsers: Any) -> None:
         "--check", action="store_true", help="write nothing; exit 1 if anything is stale"
     )
     p.add_argument("--root", default=".", help="repository root (default: current directory)")
+    p.add_argument(
+        "--runbook-base-url",
+        default=alerts.DEFAULT_RUNBOOK_BASE_URL,
+        metavar="URL",
+        help="where the runbook pages are published; each alert's runbook_url is URL/<Alert>.md "
+        f"(default: {alerts.DEFAULT_RUNBOOK_BASE_URL!r}, this repository's folder, relative)",
+    )
     p.set_defaults(func=lambda args, *_: cmd_generate(args))
 
 

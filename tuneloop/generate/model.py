@@ -44,7 +44,12 @@ class Runbook:
 
 @dataclass(frozen=True)
 class Alert:
-    """One alerting rule with its runbook and its two promtool cases."""
+    """One alerting rule with its runbook and its promtool cases.
+
+    ``labels`` are static labels beyond ``severity`` (``xid_class``, for Alertmanager's
+    grouping and routing); ``more_cases`` are further promtool cases, each firing when it names
+    labels and quiet when it does not.
+    """
 
     name: str
     expr: str
@@ -55,9 +60,16 @@ class Alert:
     runbook: Runbook
     fires: Case
     quiet: Case
+    labels: dict[str, str] = field(default_factory=dict)
+    more_cases: tuple[Case, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"alert {self.name!r}"
+        if "severity" in self.labels or any("{{" in v for v in self.labels.values()):
+            raise ValueError(f"{where}: labels must be static and must not set severity")
+        for case in self.more_cases:
+            if bool(case.labels) != bool(case.description):
+                raise ValueError(f"{where}: a further case needs both labels and description")
         if not _CAMEL.match(self.name):
             raise ValueError(f"{where}: name must be CamelCase starting with {ALERT_PREFIX}")
         if self.severity not in SEVERITIES:
@@ -74,10 +86,11 @@ class Alert:
 
 @dataclass(frozen=True)
 class Recording:
-    """A recording rule: ``level:metric:operations`` naming."""
+    """A recording rule: ``level:metric:operations`` naming, with optional static labels."""
 
     record: str
     expr: str
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _RECORD.match(self.record):

@@ -1,7 +1,13 @@
 """Building blocks the dashboard sources share: variables, panels with units, a grid layout.
 
-Every panel is a time series with a unit and the ``${datasource}`` variable as its data source;
-every query filters on the dashboard's variables, so one dashboard serves every cluster.
+Every panel is a time series (or a heatmap, for histograms) with a unit and the
+``${datasource}`` variable as its data source; every query filters on the dashboard's variables,
+so one dashboard serves every cluster.
+
+Every panel has a description: given, or else the catalog's help text of each metric its
+queries name, so the ``i`` on a panel says what the series mean. :func:`family_panel` draws
+catalog families as they are (a gauge as is, a counter as a per-second rate, a histogram as its
+P99) with the unit the catalog gives.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from grafanalib.core import (
     Annotations,
     Dashboard,
     GridPos,
+    Heatmap,
+    Panel,
     RowPanel,
     Target,
     Template,
@@ -19,9 +27,28 @@ from grafanalib.core import (
     TimeSeries,
 )
 
+from tuneloop import catalog
+from tuneloop.catalog.base import MetricSpec
+from tuneloop.generate.promql import metric_names, sample_index
+
 DATASOURCE = "${datasource}"
 PANEL_WIDTH = 12
 PANEL_HEIGHT = 8
+MAX_QUERIES = 26  # one refId letter each
+HEATMAP_PLUGIN_VERSION = "11.0.0"
+# Catalog unit -> Grafana unit, for a gauge's value or a counter's per-second rate.
+GAUGE_UNITS = {
+    "bytes": "bytes",
+    "seconds": "s",
+    "ratio": "percentunit",
+    "celsius": "celsius",
+    "watts": "watt",
+    "hertz": "hertz",
+    "joules": "joule",
+    "bytes_per_second": "Bps",
+    "requests_per_second": "reqps",
+}
+RATE_UNITS = {"bytes": "Bps", "joules": "watt", "seconds": "percentunit", "": "cps"}
 
 
 def datasource_variable() -> Template:
@@ -50,27 +77,142 @@ def label_variable(
     )
 
 
+def describe(*exprs: str) -> str:
+    """The catalog's help text of every metric the expressions name, one line each."""
+    index = sample_index()
+    specs: dict[str, MetricSpec] = {}
+    for expr in exprs:
+        for name in sorted(metric_names(expr)):
+            if name in index:
+                specs.setdefault(index[name].name, index[name])
+    return "\n".join(f"{spec.name}: {spec.help}" for spec in specs.values())
+
+
+def _targets(queries: Sequence[tuple[str, str]], fmt: str = "time_series") -> list[Target]:
+    if len(queries) > MAX_QUERIES:
+        raise ValueError(f"a panel holds at most {MAX_QUERIES} queries, got {len(queries)}")
+    return [
+        Target(
+            expr=expr,
+            legendFormat=legend,
+            refId=chr(ord("A") + i),
+            datasource=DATASOURCE,
+            format=fmt,
+        )
+        for i, (expr, legend) in enumerate(queries)
+    ]
+
+
+def _description(title: str, given: str, queries: Sequence[tuple[str, str]]) -> str:
+    text = given or describe(*(expr for expr, _ in queries))
+    if not text:
+        raise ValueError(
+            f"panel {title!r}: give a description (its queries name no catalog metric)"
+        )
+    return text
+
+
 def panel(
     title: str, unit: str, *queries: tuple[str, str], description: str = "", stack: bool = False
 ) -> TimeSeries:
     """A time series panel; ``queries`` are ``(expr, legend)`` pairs."""
-    targets = [
-        Target(expr=expr, legendFormat=legend, refId=chr(ord("A") + i), datasource=DATASOURCE)
-        for i, (expr, legend) in enumerate(queries)
-    ]
     return TimeSeries(
         title=title,
-        description=description,
+        description=_description(title, description, queries),
         dataSource=DATASOURCE,
-        targets=targets,
+        targets=_targets(queries),
         unit=unit,
         stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none", "group": "A"},
     )
 
 
-def rows(*sections: tuple[str, Sequence[TimeSeries]]) -> list[RowPanel | TimeSeries]:
+def heatmap(title: str, metric: str, selector: str, description: str = "") -> Heatmap:
+    """A heatmap of a histogram's buckets per second (Grafana's current heatmap panel)."""
+    spec = catalog.get(metric)
+    if spec.type != "histogram":
+        raise ValueError(f"heatmap {title!r}: {metric} is a {spec.type}, not a histogram")
+    unit = GAUGE_UNITS.get(spec.unit, "short")
+    query = (
+        f"sum by (le) (rate({metric}_bucket{{{selector}}}[$__rate_interval]))",
+        "{{le}}",
+    )
+    return Heatmap(
+        title=title,
+        description=description or f"{spec.name}: {spec.help}",
+        dataSource=DATASOURCE,
+        targets=_targets([query], fmt="heatmap"),
+        dataFormat="tsbuckets",
+        extraJson={
+            # a plugin version stops Grafana migrating the legacy heatmap fields over these
+            "pluginVersion": HEATMAP_PLUGIN_VERSION,
+            "fieldConfig": {"defaults": {"unit": unit}},
+            "options": {
+                "calculate": False,
+                "cellGap": 1,
+                "color": {
+                    "mode": "scheme",
+                    "scheme": "Oranges",
+                    "scale": "exponential",
+                    "exponent": 0.5,
+                    "steps": 64,
+                    "fill": "dark-orange",
+                    "reverse": False,
+                },
+                "filterValues": {"le": 1e-9},
+                "legend": {"show": True},
+                "rowsFrame": {"layout": "auto"},
+                "tooltip": {"mode": "single", "yHistogram": True, "showColorScale": False},
+                "yAxis": {"axisPlacement": "left", "unit": unit, "reverse": False},
+            },
+        },
+    )
+
+
+def family_query(spec: MetricSpec, selector: str) -> str:
+    """How a family is drawn: a gauge as is, a counter as a rate, a histogram as its P99."""
+    if spec.type == "counter":
+        return f"rate({spec.name}{{{selector}}}[$__rate_interval])"
+    if spec.type == "histogram":
+        return (
+            f"histogram_quantile(0.99, sum by (le) "
+            f"(rate({spec.name}_bucket{{{selector}}}[$__rate_interval])))"
+        )
+    return f"{spec.name}{{{selector}}}"
+
+
+def family_unit(spec: MetricSpec) -> str:
+    """The Grafana unit of :func:`family_query`'s answer."""
+    if spec.type == "counter":
+        return RATE_UNITS.get(spec.unit, "cps")
+    return GAUGE_UNITS.get(spec.unit, "short")
+
+
+def short_name(spec: MetricSpec, prefix: str) -> str:
+    """The metric's name without ``prefix`` and ``_total``, for legends."""
+    name = spec.name.removeprefix(prefix)
+    return name.removesuffix("_total")
+
+
+def family_panel(
+    title: str,
+    specs: Sequence[MetricSpec],
+    selector: str,
+    legend: str,
+    *,
+    prefix: str = "tuneloop_",
+    unit: str | None = None,
+) -> TimeSeries:
+    """One panel drawing each of ``specs``; the legend starts with the family's short name."""
+    queries = [
+        (family_query(spec, selector), f"{short_name(spec, prefix)} {legend}".strip())
+        for spec in specs
+    ]
+    return panel(title, unit or family_unit(specs[0]), *queries)
+
+
+def rows(*sections: tuple[str, Sequence[Panel]]) -> list[Panel]:
     """Lay out titled rows of panels, two per line, with fixed grid positions."""
-    out: list[RowPanel | TimeSeries] = []
+    out: list[Panel] = []
     y = 0
     for title, panels in sections:
         out.append(RowPanel(title=title, gridPos=GridPos(h=1, w=24, x=0, y=y)))
@@ -91,7 +233,7 @@ def dashboard(
     title: str,
     description: str,
     variables: Sequence[Template],
-    panels: Sequence[RowPanel | TimeSeries],
+    panels: Sequence[Panel],
     tags: Sequence[str] = (),
     annotations: Sequence[dict[str, object]] = (),
 ) -> Dashboard:

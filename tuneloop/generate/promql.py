@@ -5,6 +5,10 @@ offsets (``[...]``), then takes every identifier that is not a function, keyword
 aggregation modifier, not a label name in a ``by``/``without``/``on``/``ignoring``/
 ``group_left``/``group_right`` list, and not a recording-rule name (they hold a colon). That is
 enough for the expressions tuneloop writes itself, and it errs towards reporting a name.
+
+:data:`EXTERNAL_METRICS` are the few series of other exporters the rules read on purpose
+(kube-state-metrics for the agent DaemonSet's pods, Prometheus's own ``up``); nothing else
+outside the catalog is allowed.
 """
 
 from __future__ import annotations
@@ -100,6 +104,14 @@ KEYWORDS = frozenset(
         "bool",
     ]
 )
+EXTERNAL_METRICS = frozenset(
+    [
+        "kube_daemonset_status_desired_number_scheduled",
+        "kube_daemonset_status_number_available",
+        "kube_pod_info",
+        "up",
+    ]
+)
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _BRACES = re.compile(r"\{[^{}]*\}")
@@ -136,6 +148,6 @@ def unknown_names(exprs: Iterable[str]) -> dict[str, set[str]]:
     unknown: dict[str, set[str]] = {}
     for expr in exprs:
         for name in metric_names(expr):
-            if name not in index:
+            if name not in index and name not in EXTERNAL_METRICS:
                 unknown.setdefault(name, set()).add(expr)
     return unknown
