@@ -44,6 +44,14 @@ dashboard = make(
                         N + " {{collector}} {{reason}}",
                     ),
                 ),
+                panel(
+                    "Host file read errors",
+                    "cps",
+                    (
+                        f"rate(tuneloop_collector_read_errors_total{{{S}}}[$__rate_interval])",
+                        N + " {{collector}} {{reason}}",
+                    ),
+                ),
             ],
         ),
         (

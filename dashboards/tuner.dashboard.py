@@ -1,4 +1,4 @@
-"""Tuner: trials and outcomes, objective over time, knob values, rollbacks; changes annotated."""
+"""Tuner: trials and outcomes, objective over time, knob values, rollbacks, traffic shifts."""
 
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
@@ -7,6 +7,8 @@ from tuneloop.generate.panels import dashboard as make
 from tuneloop.generate.panels import label_variable, panel, rows
 
 S = 'experiment=~"$experiment"'
+H = 'shift=~"$shift"'
+T = "{{shift}} {{target}}"
 
 annotations = [
     {
@@ -34,7 +36,10 @@ annotations = [
 dashboard = make(
     "tuneloop / Tuner",
     "What the tuner tried, what it kept, and what it rolled back.",
-    [label_variable("experiment", "tuneloop_tuner_trials_total")],
+    [
+        label_variable("experiment", "tuneloop_tuner_trials_total"),
+        label_variable("shift", "tuneloop_shift_weight"),
+    ],
     rows(
         (
             "Trials",
@@ -72,6 +77,40 @@ dashboard = make(
                         f"time() - tuneloop_tuner_last_trial_timestamp_seconds{{{S}}}",
                         "{{experiment}}",
                     ),
+                ),
+            ],
+        ),
+        (
+            "Traffic shifting",
+            [
+                panel(
+                    "Replicas shifted off their baseline",
+                    "short",
+                    (f"tuneloop_shift_active{{{H}}}", T),
+                ),
+                panel(
+                    "Weight and baseline",
+                    "short",
+                    (f"tuneloop_shift_weight{{{H}}}", T + " weight"),
+                    (f"tuneloop_shift_baseline_weight{{{H}}}", T + " baseline"),
+                ),
+                panel(
+                    "Smoothed P99 per replica",
+                    "s",
+                    (f"tuneloop_shift_p99_smoothed_seconds{{{H}}}", T),
+                ),
+                panel(
+                    "Shift events",
+                    "short",
+                    (
+                        f"sum by (shift, target, action) (increase(tuneloop_shift_events_total{{{H}}}[5m]))",
+                        T + " {{action}}",
+                    ),
+                ),
+                panel(
+                    "Shift duration",
+                    "s",
+                    (f"time() - tuneloop_shift_active_since_timestamp_seconds{{{H}}}", T),
                 ),
             ],
         ),

@@ -35,6 +35,8 @@ from tuneloop import catalog
 from tuneloop.generate import alerts, dashboards
 from tuneloop.generate.promql import EXTERNAL_METRICS, metric_names, sample_index, unknown_names
 from tuner.metrics import TunerMetrics
+from tuner.shift.policy import ShiftSettings, initial_states, step
+from tuner.shift.runner import ShiftMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -151,7 +153,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         registry = CollectorRegistry(auto_describe=False)
         for c in [*collectors, faulty_gpus, mig_gpu_collector, Scheduler(runners), tuner]:
             registry.register(c)
-        text = generate_latest(registry).decode()
+        text = generate_latest(registry).decode() + shift_exposition()
     finally:
         server.shutdown()
         server.server_close()
@@ -159,6 +161,15 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     return {
         line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"
     }
+
+
+def shift_exposition() -> str:
+    """The shifter's metrics after one replica was shifted."""
+    states = initial_states({"llm/r0": 16, "llm/r1": 16})
+    result = step(states, {"llm/r0": 0.9, "llm/r1": 0.1}, ShiftSettings(ema_alpha=1.0), now=0.0)
+    metrics = ShiftMetrics()
+    metrics.update("llm", result, {"llm/r0": 1000.0})
+    return generate_latest(metrics.registry).decode()
 
 
 def test_every_metric_used_appears_in_the_real_output(exposition: set[str]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
 from tuneloop.catalog import shift as catalog
 from tuneloop.catalog.base import MetricSpec
@@ -37,6 +37,9 @@ class ShiftMetrics:
     """The shifter's gauges and counters, in their own registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # The catalog names each counter's samples; ``_created`` series are not part of it
+        # (as with the agent and node_exporter), so this process does not export them.
+        disable_created_metrics()
         self.registry = registry or CollectorRegistry()
         r = self.registry
 
