@@ -69,6 +69,9 @@ class KubeConfigMapApplier(TextApplier):
         """The generation and sysctls now held in ``namespace/name``."""
         return load(self._get(namespace, name), self.data_key, f"{namespace}/{name}")
 
+    def check_target(self, target: str) -> None:
+        _split(target)
+
     def _values(self, targets: list[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
         for target in targets:

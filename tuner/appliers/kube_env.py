@@ -103,6 +103,9 @@ class KubeEnvApplier(TextApplier):
         self.clock = clock or RealClock()
         self.poll_s = poll_s
 
+    def check_target(self, target: str) -> None:
+        _split(target)
+
     def _values(self, targets: list[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
         for target in targets:

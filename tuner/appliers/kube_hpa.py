@@ -11,12 +11,23 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from tuner.appliers.base import Applier, ApplierError, KnobClass, Value
+from tuner.appliers.base import (
+    AcceptedRange,
+    Applier,
+    ApplierError,
+    KnobClass,
+    Value,
+    number_text,
+)
 from tuner.kube.client import KubeClient, KubeError, Obj
 from tuner.kube.ops import as_int, split, update_with_retry
 
 FIELDS = ("min", "max", "target_cpu")
-_BOUNDS = {"min": (1, 10_000), "max": (1, 10_000), "target_cpu": (1, 1000)}
+RANGES = {
+    "min": AcceptedRange(1, 10_000, "HPA minReplicas"),
+    "max": AcceptedRange(1, 10_000, "HPA maxReplicas"),
+    "target_cpu": AcceptedRange(1, 1000, "HPA CPU utilization targets (percent)"),
+}
 
 
 def _split(target: str) -> tuple[str, str, str]:
@@ -70,6 +81,31 @@ class KubeHpaApplier(Applier):
         self.client = client
         self.retries = retries
 
+    def check_target(self, target: str) -> None:
+        _split(target)
+
+    def accepted_range(self, target: str) -> AcceptedRange:
+        return RANGES[_split(target)[2]]
+
+    def bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        """A min knob that may rise above the lowest value the same HPA's max knob may take."""
+        by_hpa: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {}
+        for target, (low, high) in bounds.items():
+            namespace, name, field = _split(target)
+            by_hpa.setdefault((namespace, name), {})[field] = (target, low, high)
+        conflicts = {}
+        for (namespace, name), fields in by_hpa.items():
+            if "min" in fields and "max" in fields:
+                min_target, _, min_high = fields["min"]
+                max_target, max_low, _ = fields["max"]
+                if min_high > max_low:
+                    conflicts[min_target] = (
+                        f"HPA {namespace}/{name}: min may reach {number_text(min_high)} while "
+                        f"max ({max_target}) may go down to {number_text(max_low)}; "
+                        "min must stay <= max"
+                    )
+        return conflicts
+
     def read(self, targets: list[str]) -> dict[str, Value]:
         out: dict[str, Value] = {}
         for target in targets:
@@ -84,7 +120,7 @@ class KubeHpaApplier(Applier):
         by_hpa: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
         for target, value in desired.items():
             namespace, name, field = _split(target)
-            low, high = _BOUNDS[field]
+            low, high = int(RANGES[field].low), int(RANGES[field].high)
             by_hpa.setdefault((namespace, name), {})[field] = (
                 target,
                 as_int(self.kind, target, value, low, high),

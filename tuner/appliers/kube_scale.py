@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 
-from tuner.appliers.base import Applier, ApplierError, KnobClass, Value
+from tuner.appliers.base import AcceptedRange, Applier, ApplierError, KnobClass, Value
 from tuner.kube.client import KubeClient, KubeError, Obj
 from tuner.kube.ops import as_int, split, update_with_retry
 
 MAX_REPLICAS = 10_000
+REPLICAS = AcceptedRange(0, MAX_REPLICAS, "Deployment replicas")
 
 
 def _split(target: str) -> tuple[str, str]:
@@ -32,6 +33,12 @@ class KubeScaleApplier(Applier):
     def __init__(self, client: KubeClient, *, retries: int = 3) -> None:
         self.client = client
         self.retries = retries
+
+    def check_target(self, target: str) -> None:
+        _split(target)
+
+    def accepted_range(self, target: str) -> AcceptedRange:
+        return REPLICAS
 
     def read(self, targets: list[str]) -> dict[str, Value]:
         out: dict[str, Value] = {}
