@@ -97,7 +97,7 @@ def test_every_problem_is_listed_and_bounds_alone_can_be_checked():
     )
     appliers = build_appliers(experiment(knob("ok", "lb", "llm/r0", "[1, 2]")))
     appliers.update(build_appliers(experiment(knob("ok", "ng", "r0", "[1, 2]"))))
-    fields = [field for field, _ in knob_problems(exp, appliers)]
+    fields = [problem.field for problem in knob_problems(exp, appliers)]
     assert fields == ["knobs[0].target", "knobs[1].bounds"]
     with pytest.raises(ConfigError, match=r"^knobs\[1\]\.bounds"):
         check_knob_bounds(exp, appliers)

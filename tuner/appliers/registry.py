@@ -15,6 +15,7 @@ loading. Names and addresses sent to HAProxy and nginx are checked by their gram
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,25 @@ if TYPE_CHECKING:
     from tuner.spec import Experiment, Knob
 
 Builder = Callable[[Mapping[str, Any], str], Applier]
+
+
+@dataclass(frozen=True)
+class KnobProblem:
+    """Knob ``index`` cannot be set as declared: ``field`` (e.g. ``knobs[0].bounds``) and why."""
+
+    index: int
+    field: str
+    reason: str
+
+    @property
+    def part(self) -> str:
+        """The knob's key at fault: target, bounds, values or applier."""
+        return self.field.rsplit(".", 1)[-1]
+
+    def error(self) -> v.ConfigError:
+        return v.ConfigError(self.field, self.reason)
+
+
 _KUBE_KEYS = {"kubeconfig", "context", "host", "timeout", "retries"}
 
 
@@ -163,42 +183,45 @@ def check_knobs(experiment: Experiment, appliers: Mapping[str, Applier]) -> None
     """ConfigError at the first knob whose target or bounds its applier cannot take."""
     problems = knob_problems(experiment, appliers)
     if problems:
-        raise v.ConfigError(*problems[0])
+        raise problems[0].error()
 
 
 def check_knob_bounds(experiment: Experiment, appliers: Mapping[str, Applier]) -> None:
     """ConfigError at the first knob whose bounds its target's system does not accept."""
-    problems = [p for p in knob_problems(experiment, appliers) if not p[0].endswith(".target")]
+    problems = [p for p in knob_problems(experiment, appliers) if p.part in ("bounds", "values")]
     if problems:
-        raise v.ConfigError(*problems[0])
+        raise problems[0].error()
 
 
-def knob_problems(experiment: Experiment, appliers: Mapping[str, Applier]) -> list[tuple[str, str]]:
-    """(field, reason) for every knob target or bounds that its applier refuses, in knob order."""
-    problems: list[tuple[str, str]] = []
+def knob_problems(experiment: Experiment, appliers: Mapping[str, Applier]) -> list[KnobProblem]:
+    """Every knob target or bounds that its applier refuses, in knob order."""
+    problems: list[KnobProblem] = []
     numeric: dict[str, dict[str, tuple[float, float]]] = {}
-    fields: dict[tuple[str, str], str] = {}
+    indexes: dict[tuple[str, str], int] = {}
     for index, knob in enumerate(experiment.knobs):
         field = v.join("knobs", index)
         applier = appliers.get(knob.applier)
         if applier is None:
-            problems.append((v.join(field, "applier"), f"no applier named {knob.applier!r}"))
+            problems.append(
+                KnobProblem(index, v.join(field, "applier"), f"no applier named {knob.applier!r}")
+            )
             continue
         try:
             applier.check_target(knob.target)
         except ApplierError as err:
-            problems.append((v.join(field, "target"), str(err)))
+            problems.append(KnobProblem(index, v.join(field, "target"), str(err)))
             continue
         problem = _range_problem(knob, applier)
         if problem is not None:
-            problems.append((v.join(field, problem[0]), problem[1]))
+            problems.append(KnobProblem(index, v.join(field, problem[0]), problem[1]))
         elif knob.low is not None and knob.high is not None:
             numeric.setdefault(knob.applier, {})[knob.target] = (knob.low, knob.high)
-            fields[(knob.applier, knob.target)] = v.join(field, "bounds")
+            indexes[(knob.applier, knob.target)] = index
     for name, bounds in numeric.items():
         for target, reason in appliers[name].bounds_conflicts(bounds).items():
-            problems.append((fields[(name, target)], reason))
-    return problems
+            index = indexes[(name, target)]
+            problems.append(KnobProblem(index, v.join(v.join("knobs", index), "bounds"), reason))
+    return sorted(problems, key=lambda problem: problem.index)
 
 
 def _range_problem(knob: Knob, applier: Applier) -> tuple[str, str] | None:
