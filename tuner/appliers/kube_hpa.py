@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from tuneloop.clock import Clock
 from tuner.appliers.base import (
     AcceptedRange,
     Applier,
@@ -19,8 +20,8 @@ from tuner.appliers.base import (
     Value,
     number_text,
 )
-from tuner.kube.client import KubeClient, KubeError, Obj
-from tuner.kube.ops import as_int, split, update_with_retry
+from tuner.kube.client import KubeClient, Obj
+from tuner.kube.ops import as_int, read_with_retry, split, update_with_retry
 
 FIELDS = ("min", "max", "target_cpu")
 RANGES = {
@@ -77,9 +78,10 @@ class KubeHpaApplier(Applier):
     kind = "k8s-hpa"
     knob_class = KnobClass.WARM
 
-    def __init__(self, client: KubeClient, *, retries: int = 3) -> None:
+    def __init__(self, client: KubeClient, *, retries: int = 3, clock: Clock | None = None) -> None:
         self.client = client
         self.retries = retries
+        self.clock = clock
 
     def check_target(self, target: str) -> None:
         _split(target)
@@ -110,10 +112,13 @@ class KubeHpaApplier(Applier):
         out: dict[str, Value] = {}
         for target in targets:
             namespace, name, field = _split(target)
-            try:
-                out[target] = get_field(self.client.get_hpa(namespace, name), field, target)
-            except KubeError as err:
-                raise ApplierError(str(err)) from err
+            hpa = read_with_retry(
+                f"k8s-hpa: {target}",
+                partial(self.client.get_hpa, namespace, name),
+                self.retries,
+                self.clock,
+            )
+            out[target] = get_field(hpa, field, target)
         return out
 
     def apply(self, desired: Mapping[str, Value]) -> None:
@@ -148,4 +153,5 @@ class KubeHpaApplier(Applier):
                 mutate,
                 partial(self.client.replace_hpa, namespace, name),
                 self.retries,
+                self.clock,
             )
