@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tuneloop.validation import ConfigError
 from tuner.appliers.base import ApplierError
 from tuner.appliers.grammar import haproxy_target, nginx_server_address
-from tuner.appliers.haproxy import parse_target, runtime_command
+from tuner.appliers.haproxy import parse_show_stat, parse_target, runtime_command
 from tuner.appliers.nginx import parse, render
 from tuner.appliers.registry import build_applier
 
@@ -225,3 +225,48 @@ def test_parse_reads_files_written_before_values_were_quoted():
         "}\n"
     )
     assert parse(old, servers, "old") == {"r0": 4, "r1": 0}
+
+
+SERVERS = {"r0": "127.0.0.1:8000", "r1": "[::1]:8001"}
+server_lines = st.sampled_from(
+    [
+        'server "127.0.0.1:8000" weight=3;  # r0',
+        "server 127.0.0.1:8000 down;",
+        'server "[::1]:8001" weight=x;',
+        "server [::1]:8001 weight=7 max_fails=2;",
+        "server 127.0.0.1:8000",
+        '    server "127.0.0.1:8000 weight=2;',
+    ]
+)
+
+
+@FUZZ
+@given(lines=st.lists(server_lines | st.text(max_size=40), max_size=6))
+def test_nginx_parse_reads_known_servers_or_names_the_bad_line(lines):
+    try:
+        weights = parse("\n".join(lines), SERVERS, "up.conf")
+    except ApplierError as err:
+        assert re.match(r"nginx: up\.conf:\d+: bad weight", str(err))
+        return
+    assert set(weights) <= set(SERVERS)
+    assert all(isinstance(w, int) and w >= 0 for w in weights.values())
+
+
+stat_rows = st.lists(
+    st.tuples(names, names, st.sampled_from(["UP", "DOWN", ""]), st.text(max_size=4)),
+    max_size=4,
+)
+
+
+@FUZZ
+@given(rows=stat_rows, junk=st.text(max_size=20))
+def test_haproxy_show_stat_parses_or_raises_applier_error(rows, junk):
+    body = "# pxname,svname,status,weight\n" + "".join(
+        f"{b},{s},{st_},{w}\n" for b, s, st_, w in rows
+    )
+    for text in (body, junk, body + junk):
+        try:
+            servers = parse_show_stat(text)
+        except ApplierError:
+            continue
+        assert all(isinstance(s.weight, int) for s in servers)

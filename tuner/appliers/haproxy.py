@@ -85,13 +85,18 @@ def parse_show_stat(text: str) -> list[ServerStat]:
     body = text.lstrip()
     if not body.startswith("# "):
         raise ApplierError(f"haproxy: unexpected 'show stat' reply: {text[:200]!r}")
-    rows = csv.DictReader(io.StringIO(body[2:]))
     servers = []
-    for row in rows:
-        if row.get("svname") in ("FRONTEND", "BACKEND") or not row.get("pxname"):
-            continue
-        weight = row.get("weight") or "0"
-        servers.append(ServerStat(row["pxname"], row["svname"], row.get("status", ""), int(weight)))
+    try:
+        for row in csv.DictReader(io.StringIO(body[2:], newline="")):
+            if row.get("svname") in ("FRONTEND", "BACKEND") or not row.get("pxname"):
+                continue
+            weight = row.get("weight") or "0"
+            if not weight.isascii() or not weight.isdigit():
+                raise ApplierError(f"haproxy: 'show stat': bad weight {weight!r} in {row!r}")
+            status = row.get("status") or ""
+            servers.append(ServerStat(row["pxname"], row.get("svname") or "", status, int(weight)))
+    except csv.Error as err:
+        raise ApplierError(f"haproxy: 'show stat' reply is not CSV: {err}") from err
     return servers
 
 
