@@ -14,6 +14,8 @@ Decisions:
   so one unreachable target does not hide the state of the others; cross-knob limits (an HPA's
   min <= max) come from :func:`tuner.appliers.registry.knob_problems`.
 - A current value outside the knob's bounds passes but is noted: the tuner starts from it.
+- Limits set by the system's current state (``live_bounds_conflicts``: an HPA min knob that may
+  rise above a maxReplicas no knob tunes) fail the knob: some of its trials could never apply.
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ def run_preflight(
         check_signal(label, ref, signals, window_s) for label, ref in experiment_signals(experiment)
     )
     problems = knob_problems(experiment, appliers)
+    live = _live_conflicts(experiment, appliers, {p.index for p in problems})
     knob_checks = []
     for index, knob in enumerate(experiment.knobs):
         mine = [problem for problem in problems if problem.index == index]
@@ -178,10 +181,34 @@ def run_preflight(
                 errors.append(f"read failed: {err}")
             else:
                 notes += _outside_bounds(value, knob.low, knob.high)
+                if index in live:
+                    errors.append(f"knobs[{index}].bounds: {live[index]}")
         knob_checks.append(
             KnobCheck(knob.name, knob.applier, knob.target, value, tuple(errors), tuple(notes))
         )
     return PreflightReport(experiment.name, signal_checks, tuple(knob_checks), window_s)
+
+
+def _live_conflicts(
+    experiment: Experiment, appliers: Mapping[str, Applier], skip: set[int]
+) -> dict[int, str]:
+    """Knob index -> why its bounds clash with the system's current state."""
+    by_applier: dict[str, dict[str, tuple[float, float]]] = {}
+    index_of: dict[tuple[str, str], int] = {}
+    for index, knob in enumerate(experiment.knobs):
+        if index in skip or knob.applier not in appliers or knob.low is None or knob.high is None:
+            continue
+        by_applier.setdefault(knob.applier, {})[knob.target] = (knob.low, knob.high)
+        index_of[(knob.applier, knob.target)] = index
+    found: dict[int, str] = {}
+    for name, bounds in by_applier.items():
+        try:
+            conflicts = appliers[name].live_bounds_conflicts(bounds)
+        except ApplierError as err:  # the knob reads report the same failure
+            conflicts = dict.fromkeys(bounds, f"cannot check against the current state: {err}")
+        for target, reason in conflicts.items():
+            found[index_of[(name, target)]] = reason
+    return found
 
 
 def _outside_bounds(value: Value, low: float | None, high: float | None) -> list[str]:

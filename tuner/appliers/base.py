@@ -7,7 +7,9 @@ Values are plain ``int | float | str`` so snapshots serialise to JSON for the tr
 Each applier also says what the system behind it accepts, so an experiment is checked when it is
 loaded rather than when a trial first touches the system: ``check_target`` (the target's grammar),
 ``accepted_range`` (the values a target may take there, e.g. HAProxy weights 0..256) and
-``bounds_conflicts`` (limits across several knobs, e.g. an HPA's min must stay <= its max).
+``bounds_conflicts`` (limits across several knobs, e.g. an HPA's min must stay <= its max), and,
+at preflight, ``live_bounds_conflicts`` (limits set by the system's current state, e.g. an HPA's
+max that no knob tunes).
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class Applier(ABC):
 
     def bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
         """Targets whose knob bounds (target -> (low, high)) clash with another knob's; why."""
+        return {}
+
+    def live_bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        """Like ``bounds_conflicts`` against the system's current state (reads; preflight only)."""
         return {}
 
     def verify(self, desired: Mapping[str, Value]) -> None:

@@ -108,6 +108,33 @@ class KubeHpaApplier(Applier):
                     )
         return conflicts
 
+    def live_bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        """A min knob above the HPA's current max (or a max knob below its min) with the other
+        bound not tuned: some trials could never be applied."""
+        tuned: dict[tuple[str, str], set[str]] = {}
+        for target in bounds:
+            namespace, name, field = _split(target)
+            tuned.setdefault((namespace, name), set()).add(field)
+        conflicts = {}
+        for target, (low, high) in bounds.items():
+            namespace, name, field = _split(target)
+            other = {"min": "max", "max": "min"}.get(field)
+            if other is None or other in tuned[(namespace, name)]:
+                continue
+            hpa = f"{namespace}/{name}:{other}"
+            current = int(self.read([hpa])[hpa])
+            if field == "min" and high > current:
+                conflicts[target] = (
+                    f"HPA {namespace}/{name}: min may reach {number_text(high)} but maxReplicas "
+                    f"is {current}; min must stay <= max"
+                )
+            elif field == "max" and low < current:
+                conflicts[target] = (
+                    f"HPA {namespace}/{name}: max may go down to {number_text(low)} but "
+                    f"minReplicas is {current}; max must stay >= min"
+                )
+        return conflicts
+
     def read(self, targets: list[str]) -> dict[str, Value]:
         out: dict[str, Value] = {}
         for target in targets:
