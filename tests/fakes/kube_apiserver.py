@@ -5,7 +5,8 @@ autoscaling/v2 HPAs, ConfigMaps, core Events, coordination.k8s.io Leases) with t
 semantics that matter to us: a global resourceVersion bumped on every write; 409 Conflict on a
 PUT with a stale resourceVersion and AlreadyExists on a duplicate create; 404 NotFound; 403
 Forbidden from injected deny rules; 422 Invalid for cheap checks (negative replicas, HPA bounds,
-non-string ConfigMap data); slow answers for timeout tests; and a simulated Deployment rollout in
+non-string ConfigMap data); slow answers for timeout tests; injected 429/5xx answers and dropped
+connections (``fail``, ``drop``) for retry tests; and a simulated Deployment rollout in
 which status (observedGeneration, updatedReplicas, readyReplicas, availableReplicas) catches up
 after ``rollout_delay_s`` or on ``complete_rollout()``. PATCH is a JSON merge patch (enough for
 the scale subresource and flat fields; no strategic list merging). Error bodies are v1 Status
@@ -94,6 +95,7 @@ class FakeApiServer:
         self._delay: list[tuple[float, str | None, str | None]] = []
         self._due: dict[tuple[str, str], float | None] = {}
         self._interfere: dict[tuple[str, str, str], int] = {}
+        self._faults: list[list[Any]] = []  # [times left, code or None (drop), method, resource]
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -139,9 +141,30 @@ class FakeApiServer:
         """Let "another writer" change the object just before each of the next ``times`` PUTs."""
         self._interfere[(resource, namespace, name)] = times
 
+    def fail(
+        self, code: int, times: int = 1, method: str | None = None, resource: str | None = None
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``code`` (429, 500, 503, ...)."""
+        self._faults.append([times, code, method, resource])
+
+    def drop(self, times: int = 1, method: str | None = None, resource: str | None = None) -> None:
+        """Close the connection of the next ``times`` matching requests without an answer."""
+        self._faults.append([times, None, method, resource])
+
+    def _fault(self, method: str, resource: str | None) -> tuple[bool, int | None]:
+        """(True, code or None for a drop) when an injected fault takes this request."""
+        with self._lock:
+            for fault in self._faults:
+                left, code, want_method, want_resource = fault
+                if left > 0 and want_method in (None, method) and want_resource in (None, resource):
+                    fault[0] -= 1
+                    return True, code
+        return False, None
+
     def clear_faults(self) -> None:
         self._deny.clear()
         self._delay.clear()
+        self._faults.clear()
 
     def complete_rollout(self, namespace: str, name: str) -> None:
         """Finish a pending rollout of a Deployment now."""
@@ -431,7 +454,14 @@ class FakeApiServer:
                 for seconds, verb, res in list(api._delay):
                     if verb in (None, self.command) and res in (None, resource):
                         api._stopping.wait(seconds)
+                faulty, fault_code = api._fault(self.command, resource)
+                if faulty and fault_code is None:
+                    self.close_connection = True
+                    return
                 try:
+                    if faulty:
+                        reason = "TooManyRequests" if fault_code == 429 else "InternalError"
+                        raise ApiFailure(int(fault_code or 500), reason, f"injected {fault_code}")
                     body = json.loads(raw) if raw else None
                     code, answer = api.handle(self.command, url.path, parse_qs(url.query), body)
                 except json.JSONDecodeError as err:

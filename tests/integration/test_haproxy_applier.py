@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from tests.realprocs import haproxy as real
+from tuneloop.validation import ConfigError
 from tuner.appliers.base import ApplierError, VerifyError
 from tuner.appliers.haproxy import HaproxyApplier
+from tuner.appliers.registry import check_knobs
+from tuner.spec import loads_experiment
 
 pytestmark = [
     pytest.mark.integration,
@@ -90,8 +98,79 @@ def test_bad_weights_are_rejected_before_any_change(applier, bad):
 def test_bad_target_and_unreachable_address(haproxy):
     with pytest.raises(ApplierError, match=r"backend/server"):
         HaproxyApplier(haproxy.admin_address).read(["be_app"])
+    with pytest.raises(ApplierError, match=r"not a valid HAProxy name"):
+        HaproxyApplier(haproxy.admin_address).read(["be_app/s1 extra"])
     with pytest.raises(ApplierError, match=r"address"):
         HaproxyApplier("no-port")
     closed = HaproxyApplier("127.0.0.1:1", timeout_s=0.5)
     with pytest.raises(ApplierError, match=r"failed"):
         closed.read(["be_app/s1"])
+
+
+@contextmanager
+def recording_relay(upstream: str) -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback TCP relay in front of the runtime API that records every request it forwards."""
+    host, port = upstream.rsplit(":", 1)
+    seen: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with client, socket.create_connection((host, int(port)), timeout=5) as server:
+                client.settimeout(5)
+                request = client.recv(65536)
+                seen.append(request)
+                server.sendall(request)
+                while reply := server.recv(65536):
+                    client.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}", seen
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+INJECTING = ["be_app/s1;help", "be_app/s1\nhelp", "be_app/s1 weight 0;show info", "be_app/s1\r"]
+
+
+@pytest.mark.parametrize("target", INJECTING)
+def test_injected_command_is_refused_and_haproxy_never_sees_it(haproxy, applier, target):
+    with recording_relay(haproxy.admin_address) as (address, seen):
+        relayed = HaproxyApplier(address)
+        with pytest.raises(ApplierError, match=r"not a valid HAProxy name"):
+            relayed.read([target])
+        with pytest.raises(ApplierError, match=r"not a valid HAProxy name"):
+            relayed.apply({"be_app/s2": 5, target: 2})
+        with pytest.raises(ApplierError, match=r"refusing to send"):
+            relayed.command(f"get weight {target}")
+        assert seen == []  # nothing reached HAProxy
+        assert relayed.read(["be_app/s2"]) == {"be_app/s2": 20}
+        assert seen == [b"get weight be_app/s2\n"]  # the relay does forward what is valid
+
+
+def test_injected_target_is_refused_at_experiment_load(haproxy, applier):
+    text = f"""
+name: inject
+signals: {{prometheus: "http://127.0.0.1:1"}}
+appliers:
+  lb: {{kind: haproxy, address: "{haproxy.admin_address}"}}
+knobs:
+  - {{name: w0, applier: lb, target: "be_app/s1", type: int, bounds: [1, 256], class: hot}}
+  - {{name: w1, applier: lb, target: "be_app/s1;help", type: int, bounds: [1, 9], class: hot}}
+objective: {{signal: request_rate}}
+"""
+    exp = loads_experiment(text)
+    appliers = {"lb": HaproxyApplier(haproxy.admin_address)}
+    with pytest.raises(ConfigError, match=r"^knobs\[1\]\.target: .*not a valid HAProxy name"):
+        check_knobs(exp, appliers)
+    assert applier.read(["be_app/s1"]) == {"be_app/s1": 10}

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from tests.fakes.kube_apiserver import FakeApiServer, deployment, hpa
+from tests.unit.tuner_doubles import FakeClock
 from tuner.appliers.base import ApplierError
 from tuner.appliers.kube_configmap import KubeConfigMapApplier
 from tuner.appliers.kube_env import KubeEnvApplier
@@ -69,11 +70,11 @@ def test_scale_apply_verify_rollback(api, client):
 
 def test_scale_retries_a_stale_resource_version(api, client):
     api.interfere("deployments", "ml", "web", times=2)
-    KubeScaleApplier(client, retries=3).apply({"ml/web": 3})
+    KubeScaleApplier(client, retries=3, clock=FakeClock()).apply({"ml/web": 3})
     assert api.get("deployments", "ml", "web")["spec"]["replicas"] == 3
     api.interfere("deployments", "ml", "web", times=5)
     with pytest.raises(ApplierError, match=r"still conflicting after 2 attempts"):
-        KubeScaleApplier(client, retries=1).apply({"ml/web": 4})
+        KubeScaleApplier(client, retries=1, clock=FakeClock()).apply({"ml/web": 4})
 
 
 def test_scale_refuses_to_fight_an_hpa(api, client):
@@ -237,7 +238,7 @@ def test_configmap_retries_conflicts_and_keeps_other_data(api, client):
         },
     )
     api.interfere("configmaps", "ml", "nodetune", times=3)
-    KubeConfigMapApplier(client, retries=5).apply({"ml/nodetune:a.b": "2"})
+    KubeConfigMapApplier(client, retries=5, clock=FakeClock()).apply({"ml/nodetune:a.b": "2"})
     stored = api.get("configmaps", "ml", "nodetune")
     assert stored["data"]["README"] == "managed by tuneloop"
     assert desired(api) == {"generation": 8, "sysctls": {"a.b": "2"}}
@@ -259,6 +260,8 @@ def test_configmap_errors_are_named(api, client):
         cms.read(["ml/nodetune:a.b"])
     api.clear_faults()
     api.slow(1.0, "GET", "configmaps")
-    slow = KubeConfigMapApplier(KubeClient.connect(host=api.url, timeout_s=0.2))
+    slow = KubeConfigMapApplier(
+        KubeClient.connect(host=api.url, timeout_s=0.2), retries=1, clock=FakeClock()
+    )
     with pytest.raises(ApplierError, match=r"no answer"):
         slow.read(["ml/nodetune:a.b"])

@@ -3,12 +3,20 @@
 An applier owns a set of *targets* (an HAProxy ``backend/server``, a Deployment
 ``namespace/name``, a sysctl key). Knobs in an experiment name an applier instance and a target.
 Values are plain ``int | float | str`` so snapshots serialise to JSON for the trial store.
+
+Each applier also says what the system behind it accepts, so an experiment is checked when it is
+loaded rather than when a trial first touches the system: ``check_target`` (the target's grammar),
+``accepted_range`` (the values a target may take there, e.g. HAProxy weights 0..256) and
+``bounds_conflicts`` (limits across several knobs, e.g. an HPA's min must stay <= its max), and,
+at preflight, ``live_bounds_conflicts`` (limits set by the system's current state, e.g. an HPA's
+max that no knob tunes).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +39,26 @@ class VerifyError(ApplierError):
     """What was read back after an apply differs from what was asked for."""
 
 
+@dataclass(frozen=True)
+class AcceptedRange:
+    """The values a target may take on its system; ``what`` names them in errors."""
+
+    low: float
+    high: float
+    what: str  # e.g. "HAProxy weights"
+
+    def describe(self) -> str:
+        return f"{self.what} are {number_text(self.low)}..{number_text(self.high)}"
+
+    def holds(self, low: float, high: float) -> bool:
+        return self.low <= low and high <= self.high
+
+
+def number_text(value: float) -> str:
+    """A bound as written in a file: ``-50`` for integral values, else the float."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 class Applier(ABC):
     """Base class for appliers. ``kind`` names it in experiment files."""
 
@@ -43,6 +71,23 @@ class Applier(ABC):
     @abstractmethod
     def apply(self, desired: Mapping[str, Value]) -> None:
         """Set each target to its desired value (a no-op for targets already there)."""
+
+    def check_target(self, target: str) -> None:
+        """Raise ApplierError when ``target`` is not a valid target of this applier."""
+        if not isinstance(target, str) or not target:
+            raise ApplierError(f"{self.kind}: a target must be a non-empty string, got {target!r}")
+
+    def accepted_range(self, target: str) -> AcceptedRange | None:
+        """The numeric values ``target`` accepts on its system, or None when not numeric."""
+        return None
+
+    def bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        """Targets whose knob bounds (target -> (low, high)) clash with another knob's; why."""
+        return {}
+
+    def live_bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        """Like ``bounds_conflicts`` against the system's current state (reads; preflight only)."""
+        return {}
 
     def verify(self, desired: Mapping[str, Value]) -> None:
         """Read back and raise VerifyError on any difference."""

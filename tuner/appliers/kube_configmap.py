@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
+from tuneloop.clock import Clock
 from tuner.appliers.base import ApplierError, KnobClass, TextApplier
 from tuner.kube.client import Conflict, KubeClient, KubeError, NotFound, Obj
-from tuner.kube.ops import split, update_with_retry
+from tuner.kube.ops import call_with_retry, split, update_with_retry
 
 DATA_KEY = "desired.yaml"
 
@@ -52,14 +53,27 @@ class KubeConfigMapApplier(TextApplier):
     value_kind = "a sysctl string"
     knob_class = KnobClass.COLD
 
-    def __init__(self, client: KubeClient, *, data_key: str = DATA_KEY, retries: int = 5) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        data_key: str = DATA_KEY,
+        retries: int = 5,
+        clock: Clock | None = None,
+    ) -> None:
         self.client = client
         self.data_key = data_key
         self.retries = retries
+        self.clock = clock
 
     def _get(self, namespace: str, name: str) -> Obj:
         try:
-            return self.client.get_configmap(namespace, name)
+            return call_with_retry(
+                f"k8s-configmap: {namespace}/{name}",
+                partial(self.client.get_configmap, namespace, name),
+                self.retries,
+                self.clock,
+            )
         except NotFound:
             return {"metadata": {"name": name, "namespace": namespace}, "data": {}}
         except KubeError as err:
@@ -68,6 +82,9 @@ class KubeConfigMapApplier(TextApplier):
     def state(self, namespace: str, name: str) -> dict[str, Any]:
         """The generation and sysctls now held in ``namespace/name``."""
         return load(self._get(namespace, name), self.data_key, f"{namespace}/{name}")
+
+    def check_target(self, target: str) -> None:
+        _split(target)
 
     def _values(self, targets: list[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -119,4 +136,5 @@ class KubeConfigMapApplier(TextApplier):
                 mutate,
                 write,
                 self.retries,
+                self.clock,
             )

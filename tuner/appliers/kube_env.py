@@ -16,8 +16,14 @@ from typing import Any
 
 from tuneloop.clock import Clock, RealClock
 from tuner.appliers.base import ApplierError, KnobClass, TextApplier, VerifyError
-from tuner.kube.client import KubeClient, KubeError, Obj
-from tuner.kube.ops import rollout_done, split, update_with_retry, wait_for_rollout
+from tuner.kube.client import KubeClient, Obj
+from tuner.kube.ops import (
+    read_with_retry,
+    rollout_done,
+    split,
+    update_with_retry,
+    wait_for_rollout,
+)
 
 SHAPE = "namespace/deployment/container:NAME"
 
@@ -103,14 +109,19 @@ class KubeEnvApplier(TextApplier):
         self.clock = clock or RealClock()
         self.poll_s = poll_s
 
+    def check_target(self, target: str) -> None:
+        _split(target)
+
     def _values(self, targets: list[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
         for target in targets:
             namespace, name, container, key = _split(target)
-            try:
-                deployment = self.client.get_deployment(namespace, name)
-            except KubeError as err:
-                raise ApplierError(str(err)) from err
+            deployment = read_with_retry(
+                f"k8s-env: {target}",
+                partial(self.client.get_deployment, namespace, name),
+                self.retries,
+                self.clock,
+            )
             out[target] = get_value(_container(deployment, container, target), key, target)
         return out
 
@@ -141,25 +152,29 @@ class KubeEnvApplier(TextApplier):
                 mutate,
                 partial(self.client.replace_deployment, namespace, name),
                 self.retries,
+                self.clock,
             )
-            if written is not None or not _settled(self.client, namespace, name):
+            if written is not None or not self._settled(namespace, name):
                 wait_for_rollout(
                     partial(self.client.get_deployment, namespace, name),
                     f"k8s-env: deployment {namespace}/{name}",
                     self.rollout_timeout_s,
                     self.clock,
                     self.poll_s,
+                    self.retries,
                 )
+
+    def _settled(self, namespace: str, name: str) -> bool:
+        deployment = read_with_retry(
+            f"k8s-env: deployment {namespace}/{name}",
+            partial(self.client.get_deployment, namespace, name),
+            self.retries,
+            self.clock,
+        )
+        return rollout_done(deployment)[0]
 
     def rollback(self, snapshot: Mapping[str, Any]) -> None:
         self.apply(snapshot)
         current = self._values(list(snapshot))
         if any(current[t] != self.text(v) for t, v in snapshot.items()):
             raise VerifyError(f"k8s-env: rollback did not restore {dict(snapshot)!r}: {current!r}")
-
-
-def _settled(client: KubeClient, namespace: str, name: str) -> bool:
-    try:
-        return rollout_done(client.get_deployment(namespace, name))[0]
-    except KubeError as err:
-        raise ApplierError(str(err)) from err

@@ -11,12 +11,24 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from tuner.appliers.base import Applier, ApplierError, KnobClass, Value
-from tuner.kube.client import KubeClient, KubeError, Obj
-from tuner.kube.ops import as_int, split, update_with_retry
+from tuneloop.clock import Clock
+from tuner.appliers.base import (
+    AcceptedRange,
+    Applier,
+    ApplierError,
+    KnobClass,
+    Value,
+    number_text,
+)
+from tuner.kube.client import KubeClient, Obj
+from tuner.kube.ops import as_int, read_with_retry, split, update_with_retry
 
 FIELDS = ("min", "max", "target_cpu")
-_BOUNDS = {"min": (1, 10_000), "max": (1, 10_000), "target_cpu": (1, 1000)}
+RANGES = {
+    "min": AcceptedRange(1, 10_000, "HPA minReplicas"),
+    "max": AcceptedRange(1, 10_000, "HPA maxReplicas"),
+    "target_cpu": AcceptedRange(1, 1000, "HPA CPU utilization targets (percent)"),
+}
 
 
 def _split(target: str) -> tuple[str, str, str]:
@@ -66,25 +78,81 @@ class KubeHpaApplier(Applier):
     kind = "k8s-hpa"
     knob_class = KnobClass.WARM
 
-    def __init__(self, client: KubeClient, *, retries: int = 3) -> None:
+    def __init__(self, client: KubeClient, *, retries: int = 3, clock: Clock | None = None) -> None:
         self.client = client
         self.retries = retries
+        self.clock = clock
+
+    def check_target(self, target: str) -> None:
+        _split(target)
+
+    def accepted_range(self, target: str) -> AcceptedRange:
+        return RANGES[_split(target)[2]]
+
+    def bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        """A min knob that may rise above the lowest value the same HPA's max knob may take."""
+        by_hpa: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {}
+        for target, (low, high) in bounds.items():
+            namespace, name, field = _split(target)
+            by_hpa.setdefault((namespace, name), {})[field] = (target, low, high)
+        conflicts = {}
+        for (namespace, name), fields in by_hpa.items():
+            if "min" in fields and "max" in fields:
+                min_target, _, min_high = fields["min"]
+                max_target, max_low, _ = fields["max"]
+                if min_high > max_low:
+                    conflicts[min_target] = (
+                        f"HPA {namespace}/{name}: min may reach {number_text(min_high)} while "
+                        f"max ({max_target}) may go down to {number_text(max_low)}; "
+                        "min must stay <= max"
+                    )
+        return conflicts
+
+    def live_bounds_conflicts(self, bounds: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        """A min knob above the HPA's current max (or a max knob below its min) with the other
+        bound not tuned: some trials could never be applied."""
+        tuned: dict[tuple[str, str], set[str]] = {}
+        for target in bounds:
+            namespace, name, field = _split(target)
+            tuned.setdefault((namespace, name), set()).add(field)
+        conflicts = {}
+        for target, (low, high) in bounds.items():
+            namespace, name, field = _split(target)
+            other = {"min": "max", "max": "min"}.get(field)
+            if other is None or other in tuned[(namespace, name)]:
+                continue
+            hpa = f"{namespace}/{name}:{other}"
+            current = int(self.read([hpa])[hpa])
+            if field == "min" and high > current:
+                conflicts[target] = (
+                    f"HPA {namespace}/{name}: min may reach {number_text(high)} but maxReplicas "
+                    f"is {current}; min must stay <= max"
+                )
+            elif field == "max" and low < current:
+                conflicts[target] = (
+                    f"HPA {namespace}/{name}: max may go down to {number_text(low)} but "
+                    f"minReplicas is {current}; max must stay >= min"
+                )
+        return conflicts
 
     def read(self, targets: list[str]) -> dict[str, Value]:
         out: dict[str, Value] = {}
         for target in targets:
             namespace, name, field = _split(target)
-            try:
-                out[target] = get_field(self.client.get_hpa(namespace, name), field, target)
-            except KubeError as err:
-                raise ApplierError(str(err)) from err
+            hpa = read_with_retry(
+                f"k8s-hpa: {target}",
+                partial(self.client.get_hpa, namespace, name),
+                self.retries,
+                self.clock,
+            )
+            out[target] = get_field(hpa, field, target)
         return out
 
     def apply(self, desired: Mapping[str, Value]) -> None:
         by_hpa: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
         for target, value in desired.items():
             namespace, name, field = _split(target)
-            low, high = _BOUNDS[field]
+            low, high = int(RANGES[field].low), int(RANGES[field].high)
             by_hpa.setdefault((namespace, name), {})[field] = (
                 target,
                 as_int(self.kind, target, value, low, high),
@@ -112,4 +180,5 @@ class KubeHpaApplier(Applier):
                 mutate,
                 partial(self.client.replace_hpa, namespace, name),
                 self.retries,
+                self.clock,
             )

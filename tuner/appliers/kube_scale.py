@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 
-from tuner.appliers.base import Applier, ApplierError, KnobClass, Value
-from tuner.kube.client import KubeClient, KubeError, Obj
-from tuner.kube.ops import as_int, split, update_with_retry
+from tuneloop.clock import Clock
+from tuner.appliers.base import AcceptedRange, Applier, ApplierError, KnobClass, Value
+from tuner.kube.client import KubeClient, Obj
+from tuner.kube.ops import as_int, read_with_retry, split, update_with_retry
 
 MAX_REPLICAS = 10_000
+REPLICAS = AcceptedRange(0, MAX_REPLICAS, "Deployment replicas")
 
 
 def _split(target: str) -> tuple[str, str]:
@@ -29,34 +31,47 @@ class KubeScaleApplier(Applier):
     kind = "k8s-scale"
     knob_class = KnobClass.WARM
 
-    def __init__(self, client: KubeClient, *, retries: int = 3) -> None:
+    def __init__(self, client: KubeClient, *, retries: int = 3, clock: Clock | None = None) -> None:
         self.client = client
         self.retries = retries
+        self.clock = clock
+
+    def check_target(self, target: str) -> None:
+        _split(target)
+
+    def accepted_range(self, target: str) -> AcceptedRange:
+        return REPLICAS
 
     def read(self, targets: list[str]) -> dict[str, Value]:
         out: dict[str, Value] = {}
         for target in targets:
             namespace, name = _split(target)
-            try:
-                out[target] = int(self.client.get_scale(namespace, name)["spec"].get("replicas", 0))
-            except KubeError as err:
-                raise ApplierError(str(err)) from err
+            scale = read_with_retry(
+                f"k8s-scale: {target}",
+                partial(self.client.get_scale, namespace, name),
+                self.retries,
+                self.clock,
+            )
+            out[target] = int(scale["spec"].get("replicas", 0))
         return out
 
     def owner(self, namespace: str, name: str) -> str | None:
         """Who else sets this Deployment's replicas, or None."""
-        try:
-            for hpa in self.client.list_hpas(namespace):
-                ref = hpa["spec"]["scaleTargetRef"]
-                if ref.get("kind") == "Deployment" and ref.get("name") == name:
-                    hpa_name = hpa["metadata"]["name"]
-                    return (
-                        f"HorizontalPodAutoscaler {namespace}/{hpa_name} scales it; tune the HPA "
-                        f"with the k8s-hpa applier (targets {namespace}/{hpa_name}:min|max) instead"
-                    )
-            meta = self.client.get_deployment(namespace, name)["metadata"]
-        except KubeError as err:
-            raise ApplierError(str(err)) from err
+        what = f"k8s-scale: {namespace}/{name}"
+        hpas = read_with_retry(
+            what, partial(self.client.list_hpas, namespace), self.retries, self.clock
+        )
+        for hpa in hpas:
+            ref = hpa["spec"]["scaleTargetRef"]
+            if ref.get("kind") == "Deployment" and ref.get("name") == name:
+                hpa_name = hpa["metadata"]["name"]
+                return (
+                    f"HorizontalPodAutoscaler {namespace}/{hpa_name} scales it; tune the HPA "
+                    f"with the k8s-hpa applier (targets {namespace}/{hpa_name}:min|max) instead"
+                )
+        meta = read_with_retry(
+            what, partial(self.client.get_deployment, namespace, name), self.retries, self.clock
+        )["metadata"]
         for ref in meta.get("ownerReferences") or []:
             if ref.get("controller"):
                 return f"it is controlled by {ref.get('kind')} {ref.get('name')}"
@@ -90,4 +105,5 @@ class KubeScaleApplier(Applier):
                 mutate,
                 partial(self.client.replace_scale, namespace, name),
                 self.retries,
+                self.clock,
             )

@@ -4,25 +4,54 @@
 Kubernetes kinds share ``kubeconfig``, ``context``, ``host`` (an API server URL, no auth; for
 local fakes and proxies), ``timeout`` and ``retries``; without any, in-cluster config is tried
 first, then the default kubeconfig.
+
+``build_appliers(experiment)`` is the door the tuner's factories use: it builds every applier and
+then checks every knob against its applier (``check_knobs``): the target's grammar
+(``knobs[i].target``) and the range the system accepts (``knobs[i].bounds``, e.g.
+``HAProxy weights are 0..256, got [-50, 100000]``), so nothing the target cannot take survives
+loading. Names and addresses sent to HAProxy and nginx are checked by their grammar here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneloop import validation as v
-from tuner.appliers.base import Applier, ApplierError
+from tuner.appliers.base import Applier, ApplierError, number_text
 from tuner.appliers.haproxy import HaproxyApplier
 from tuner.appliers.kube_configmap import DATA_KEY, KubeConfigMapApplier
 from tuner.appliers.kube_env import KubeEnvApplier
 from tuner.appliers.kube_hpa import KubeHpaApplier
 from tuner.appliers.kube_scale import KubeScaleApplier
-from tuner.appliers.nginx import NginxApplier
+from tuner.appliers.nginx import NginxApplier, check_upstream
 from tuner.kube.client import KubeClient
 
+if TYPE_CHECKING:
+    from tuner.spec import Experiment, Knob
+
 Builder = Callable[[Mapping[str, Any], str], Applier]
+
+
+@dataclass(frozen=True)
+class KnobProblem:
+    """Knob ``index`` cannot be set as declared: ``field`` (e.g. ``knobs[0].bounds``) and why."""
+
+    index: int
+    field: str
+    reason: str
+
+    @property
+    def part(self) -> str:
+        """The knob's key at fault: target, bounds, values or applier."""
+        return self.field.rsplit(".", 1)[-1]
+
+    def error(self) -> v.ConfigError:
+        return v.ConfigError(self.field, self.reason)
+
+
 _KUBE_KEYS = {"kubeconfig", "context", "host", "timeout", "retries"}
 
 
@@ -50,17 +79,15 @@ def _nginx(options: Mapping[str, Any], field: str) -> Applier:
         v.fail(servers_field, "must name at least one server: {name: host:port}")
     checked = {}
     for name, address in servers.items():
-        text = v.string(address, v.join(servers_field, str(name)))
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            v.fail(v.join(servers_field, str(name)), f"must be host:port, got {text!r}")
-        checked[str(name)] = text
+        checked[str(name)] = v.string(address, v.join(servers_field, str(name)))
+    upstream = v.string(options.get("upstream"), v.join(field, "upstream"))
+    check_upstream(upstream, checked, field)
     optional = {
         key: _path(options, key, field) for key in ("prefix", "error_log") if key in options
     }
     return NginxApplier(
         _path(options, "upstream_file", field),
-        v.string(options.get("upstream"), v.join(field, "upstream")),
+        upstream,
         checked,
         _path(options, "conf", field),
         _path(options, "pid_file", field),
@@ -140,3 +167,78 @@ def build_applier(kind: str, options: Mapping[str, Any], field: str) -> Applier:
     if builder is None:
         v.fail(v.join(field, "kind"), f"must be one of {', '.join(sorted(REGISTRY))}, got {kind!r}")
     return builder(v.mapping(options, field), field)
+
+
+def build_appliers(experiment: Experiment) -> dict[str, Applier]:
+    """Every applier of ``experiment`` (errors name ``appliers.<name>``), knobs checked."""
+    appliers = {
+        name: build_applier(spec.kind, spec.options, f"appliers.{name}")
+        for name, spec in experiment.appliers.items()
+    }
+    check_knobs(experiment, appliers)
+    return appliers
+
+
+def check_knobs(experiment: Experiment, appliers: Mapping[str, Applier]) -> None:
+    """ConfigError at the first knob whose target or bounds its applier cannot take."""
+    problems = knob_problems(experiment, appliers)
+    if problems:
+        raise problems[0].error()
+
+
+def check_knob_bounds(experiment: Experiment, appliers: Mapping[str, Applier]) -> None:
+    """ConfigError at the first knob whose bounds its target's system does not accept."""
+    problems = [p for p in knob_problems(experiment, appliers) if p.part in ("bounds", "values")]
+    if problems:
+        raise problems[0].error()
+
+
+def knob_problems(experiment: Experiment, appliers: Mapping[str, Applier]) -> list[KnobProblem]:
+    """Every knob target or bounds that its applier refuses, in knob order."""
+    problems: list[KnobProblem] = []
+    numeric: dict[str, dict[str, tuple[float, float]]] = {}
+    indexes: dict[tuple[str, str], int] = {}
+    for index, knob in enumerate(experiment.knobs):
+        field = v.join("knobs", index)
+        applier = appliers.get(knob.applier)
+        if applier is None:
+            problems.append(
+                KnobProblem(index, v.join(field, "applier"), f"no applier named {knob.applier!r}")
+            )
+            continue
+        try:
+            applier.check_target(knob.target)
+        except ApplierError as err:
+            problems.append(KnobProblem(index, v.join(field, "target"), str(err)))
+            continue
+        problem = _range_problem(knob, applier)
+        if problem is not None:
+            problems.append(KnobProblem(index, v.join(field, problem[0]), problem[1]))
+        elif knob.low is not None and knob.high is not None:
+            numeric.setdefault(knob.applier, {})[knob.target] = (knob.low, knob.high)
+            indexes[(knob.applier, knob.target)] = index
+    for name, bounds in numeric.items():
+        for target, reason in appliers[name].bounds_conflicts(bounds).items():
+            index = indexes[(name, target)]
+            problems.append(KnobProblem(index, v.join(v.join("knobs", index), "bounds"), reason))
+    return sorted(problems, key=lambda problem: problem.index)
+
+
+def _range_problem(knob: Knob, applier: Applier) -> tuple[str, str] | None:
+    """("bounds" | "values", reason) when the knob's values fall outside what the target takes."""
+    accepted = applier.accepted_range(knob.target)
+    if accepted is None:
+        return None
+    if knob.type == "categorical":
+        for value in knob.categories:
+            try:
+                number = float(value)
+            except ValueError:
+                return "values", f"{accepted.what} are numbers, got {value!r}"
+            if not accepted.holds(number, number):
+                return "values", f"{accepted.describe()}, got {value!r}"
+        return None
+    if knob.low is None or knob.high is None or accepted.holds(knob.low, knob.high):
+        return None
+    shown = f"[{number_text(knob.low)}, {number_text(knob.high)}]"
+    return "bounds", f"{accepted.describe()}, got {shown}"
