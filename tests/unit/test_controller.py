@@ -136,3 +136,21 @@ def test_lease_is_held_until_it_expires_without_renewal():
         frozen.tick(2)
         assert b.try_acquire_or_renew()  # a stopped renewing: b takes over
         assert backing["tuner"].holder_identity == "b"
+
+
+def test_an_error_in_one_experiment_does_not_stop_the_others(tmp_path, caplog):
+    from tests.unit.tuner_doubles import EXPERIMENT
+
+    broken, broken_applier, broken_signals, _, _, _ = make(
+        tmp_path / "a", EXPERIMENT.replace("name: weights", "name: broken")
+    )
+    broken_signals.overrides["p50_ttft_seconds"] = 1.0  # observed fine: a round starts
+    broken_applier.state.clear()  # every read fails: the round raises
+    loop, _, _, store, clock, _ = make(tmp_path / "b", start=(40, 60))
+    ctl = Controller(config(tmp_path), [broken, loop], clock)
+    with caplog.at_level("ERROR", logger="tuner.controller"):
+        first = ctl.tick()
+    assert first["broken"].kind == DecisionKind.FAILED and "ApplierError" in str(first["broken"])
+    assert first["weights"].starts_round and store.incumbent("weights") is not None
+    assert any(r.experiment == "broken" for r in caplog.records)
+    assert ctl.tick()["broken"].kind == DecisionKind.FAILED  # still watched, still failing
