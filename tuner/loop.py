@@ -16,12 +16,15 @@ is on the incumbent or on the snapshot taken before the first change, and the re
 (``signals_failed``; ``tuneloop tune`` exits non-zero). The limit is a module constant until the
 experiment spec carries a ``safety.max_signal_failures`` field (read when present).
 
-Promotion follows :func:`tuner.promotion.decide_promotion`: a challenger that beats the incumbent
-is promoted only after the incumbent is re-measured (kind ``incumbent``, outside the trial
-budget) and the challenger still wins; an invalid re-measurement defers the promotion. The trial
-budget counts finished strategy trials, interrupted ones included, across resumes; the wall-time
-budget counts from the start of this run. Advisory mode (the default) changes nothing: it
-measures the configuration in place and prints the best known or the next configuration to try.
+Promotion follows :func:`tuner.promotion.decide_promotion`, run by :mod:`tuner.promoter`: a
+challenger that beats the incumbent is promoted only after the incumbent is re-measured (kind
+``incumbent``, outside the trial budget) and the challenger still wins, by more than the
+measurement noise or on the mean of a second window (kind ``challenger``); an invalid
+re-measurement defers the promotion. At the end the best is applied and measured once more (kind
+``final``) before it stays. The trial budget counts finished strategy trials, interrupted ones
+included, across resumes; the wall-time budget counts from the start of this run. Advisory mode
+(the default) changes nothing: it measures the configuration in place and prints the best known
+or the next configuration to try.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from tuner.guard import Guard
 from tuner.measure import Measurer, MeasureResult
 from tuner.metrics import TunerMetrics
 from tuner.progress import Progress, fmt
-from tuner.promotion import PromotionAction, decide_promotion
+from tuner.promoter import Promoter
 from tuner.recorder import TrialRecorder
 from tuner.signals.base import SignalError, SignalRef, Signals
 from tuner.space import Space, initial_points
@@ -118,6 +121,9 @@ class TuningLoop:
         self.runner = TrialRunner(
             self.targets, self.measurer, self.recorder, self.progress, self.clock
         )
+        self.promoter = Promoter(
+            experiment, self.space, self.runner, self.recorder, self._wait_to_apply
+        )
         self._strategy = strategy
         configured = getattr(experiment.safety, "max_signal_failures", None)
         self.max_signal_failures = max_signal_failures or configured or MAX_SIGNAL_FAILURES
@@ -128,7 +134,13 @@ class TuningLoop:
 
     def _history(self) -> list[tuple[Params, TrialResult]]:
         out: list[tuple[Params, TrialResult]] = []
-        kinds = (TrialKind.TRIAL, TrialKind.INCUMBENT, TrialKind.BASELINE)
+        kinds = (
+            TrialKind.TRIAL,
+            TrialKind.INCUMBENT,
+            TrialKind.CHALLENGER,
+            TrialKind.BASELINE,
+            TrialKind.FINAL,
+        )
         for t in self.store.trials(self.name):
             result = result_of(t, self._loss) if t.kind in kinds else None
             if result is not None:
@@ -199,50 +211,6 @@ class TuningLoop:
         if result is not None:
             strategy.tell(t.params, result)
 
-    def _promote(self, t: Trial, strategy: Strategy) -> list[MeasureResult | None]:
-        """Promote ``t`` if it wins (re-measuring the incumbent first); returns the results of
-        any re-measurements run, for the signal-failure count."""
-        if t.state != TrialState.DONE or t.objective is None:
-            return []
-        inc = self.recorder.incumbent()
-        direction = self.exp.objective.direction
-        if inc is None:
-            decision = decide_promotion([], [t.objective], direction)
-            self.recorder.promoted(t, decision.reason)
-            return []
-        inc_trial, inc_value = inc
-        if inc_trial.id == t.id:
-            return []
-        same = self.space.to_point(inc_trial.params) == self.space.to_point(t.params)
-        decision = decide_promotion([inc_value], [t.objective], direction, incumbent_fresh=same)
-        if decision.action == PromotionAction.KEEP:
-            return []
-        if decision.action == PromotionAction.PROMOTE:  # the same configuration, measured anew
-            self.recorder.promoted(t, decision.reason)
-            return []
-        self._wait_to_apply()
-        again, res = self.run_trial(
-            dict(inc_trial.params),
-            kind=TrialKind.INCUMBENT,
-            note=f"re-measure incumbent (trial {inc_trial.number})",
-        )
-        self._tell(strategy, again)
-        if again.state == TrialState.INFEASIBLE:
-            why = f"incumbent (trial {inc_trial.number}) breached an SLO when re-measured"
-            self.recorder.promoted(t, why, replaced=inc_trial.number)
-        elif again.state != TrialState.DONE or again.objective is None:
-            self.recorder.deferred(t, "incumbent re-measure invalid")
-        else:
-            decision = decide_promotion([again.objective], [t.objective], direction)
-            if decision.promote:
-                self.recorder.promoted(
-                    t, decision.reason, replaced=inc_trial.number,
-                    incumbent_remeasured=again.objective,
-                )  # fmt: skip
-            else:
-                self.recorder.kept(inc_trial, again.objective, decision.reason)
-        return [res]
-
     def _strategy_for(self, current: Params) -> Strategy:
         if self._strategy is not None:
             strategy = self._strategy
@@ -289,7 +257,8 @@ class TuningLoop:
             label = f"{done + 1}/{budget} #{{number}}"
             t, res = self.run_trial(params, note=note, label=label)
             self._tell(strategy, t)
-            for r in [res, *self._promote(t, strategy)]:
+            remeasured = self.promoter.consider(t, lambda x: self._tell(strategy, x))
+            for r in [res, *remeasured]:
                 failures = failures + 1 if r is not None and r.signal_failure else 0
             if failures >= self.max_signal_failures:
                 last = t.reason or "no reason recorded"
@@ -307,13 +276,12 @@ class TuningLoop:
             return LoopResult(n, None, None, stopped, signals_failed=signals_failed)
         best, value = inc
         applied = False
-        if apply_mode and self.space.to_point(self.targets.read()) != self.space.to_point(
-            best.params
-        ):
-            self._apply_best(best, value)
+        in_place = self.space.to_point(self.targets.read()) == self.space.to_point(best.params)
+        if apply_mode and not in_place and not signals_failed:
+            value = self._apply_best(best, value)
             applied = True
         params = " ".join(f"{k}={fmt(v)}" for k, v in best.params.items())
-        verb = "applied" if apply_mode else "recommended"
+        verb = "applied" if apply_mode and (applied or in_place) else "recommended"
         self.progress.line(
             f"{stopped}: best trial {best.number} objective={fmt(value)} {verb}: {params}"
         )
@@ -321,20 +289,22 @@ class TuningLoop:
             n, best, value, stopped, applied, dict(best.params), signals_failed=signals_failed
         )
 
-    def _apply_best(self, best: Trial, value: float) -> None:
-        """Apply the incumbent at the end; a failure restores the snapshot, is recorded, raises."""
+    def _apply_best(self, best: Trial, value: float) -> float:
+        """Apply the incumbent at the end and measure it again before it stays (kind ``final``).
+
+        Its fresh value becomes the incumbent's. A failed apply, a breach or an invalid
+        measurement backs out to the configuration in place before (a measured one), is
+        recorded, and raises ApplierError: the best could not be put in place."""
         self._wait_to_apply()
-        snap = self.targets.snapshot()
-        before = self.targets.read()
-        t = self.recorder.proposed(best.params, snap, TrialKind.FINAL, "apply the best", before)
-        t = self.recorder.applying(t)
-        try:
-            self.targets.apply(best.params)
-        except ApplierError as exc:
-            self.targets.restore(snap)
-            self.recorder.apply_failed(t, exc, snap, f"#{t.number}")
-            raise
-        self.recorder.final_applied(best, value, t)
+        note = f"apply the best (trial {best.number}), measured"
+        t, _ = self.run_trial(dict(best.params), kind=TrialKind.FINAL, note=note)
+        if t.state != TrialState.DONE or t.objective is None:
+            raise ApplierError(
+                f"experiment {self.name!r}: the best (trial {best.number}) was not kept: "
+                f"{t.reason or t.state}"
+            )
+        self.recorder.final_applied(best, t.objective, t)
+        return t.objective
 
     def _advise(self, strategy: Strategy, current: Params) -> LoopResult:
         """Advisory mode: measure what is in place, say what to try or apply; change nothing."""

@@ -41,7 +41,7 @@ from tuner.trial_state import TrialKind, TrialState
 OUTCOMES = frozenset(
     {TrialState.DONE, TrialState.INVALID, TrialState.INFEASIBLE, TrialState.ROLLED_BACK}
 )
-COUNTED_KINDS = frozenset({TrialKind.TRIAL, TrialKind.INCUMBENT})
+COUNTED_KINDS = frozenset({TrialKind.TRIAL, TrialKind.INCUMBENT, TrialKind.CHALLENGER})
 UNKNOWN_REASON = "unknown"
 
 

@@ -193,13 +193,15 @@ class TrialRecorder:
         return done
 
     # the incumbent ------------------------------------------------------------------------------
-    def promoted(self, t: Trial, why: str, **fields: Any) -> None:
-        assert t.objective is not None
-        self.store.set_incumbent(self.name, t.id, t.objective)
-        self.metrics.set_best(self.name, t.objective)
-        self._audit("promote", trial=t.number, objective=t.objective, why=why, **fields)
+    def promoted(self, t: Trial, why: str, value: float | None = None, **fields: Any) -> None:
+        """``t`` is the new incumbent, with ``value`` (default: its objective)."""
+        value = t.objective if value is None else value
+        assert value is not None
+        self.store.set_incumbent(self.name, t.id, value)
+        self.metrics.set_best(self.name, value)
+        self._audit("promote", trial=t.number, objective=value, why=why, **fields)
         self._log(logging.INFO, "promoted", t, "trial %d promoted: %s", t.number, why)
-        self.progress.line(f"new best: trial {t.number} objective={fmt(t.objective)} ({why})")
+        self.progress.line(f"new best: trial {t.number} objective={fmt(value)} ({why})")
 
     def kept(self, incumbent: Trial, value: float, why: str) -> None:
         """The incumbent stays, with its latest measured value."""
@@ -213,12 +215,12 @@ class TrialRecorder:
         self._log(logging.INFO, "deferred", t, "promotion of trial %d deferred: %s", t.number, why)
 
     def final_applied(self, best: Trial, value: float, t: Trial) -> None:
-        self.store.transition(t.id, TrialState.APPLIED)
-        self.store.transition(t.id, TrialState.DONE, objective=value, loss=self.loss(value))
-        self.metrics.set_knobs(self.name, best.params)
+        """The best, applied and measured again at the end: its fresh value is the incumbent's."""
+        self.store.set_incumbent(self.name, best.id, value)
+        self.metrics.set_best(self.name, value)
         self._audit("apply_best", trial=best.number, params=best.params, objective=value)
-        self._log(logging.INFO, "applied", best, "best trial %d applied: %s", best.number,
-                  best.params)  # fmt: skip
+        self._log(logging.INFO, "applied", t, "best trial %d applied and measured: objective=%s",
+                  best.number, fmt(value))  # fmt: skip
 
     def apply_failed(self, t: Trial, error: Exception, restored: Any, label: str) -> Trial:
         """An apply or verify failed; the snapshot was restored."""

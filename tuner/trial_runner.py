@@ -95,8 +95,8 @@ class TrialRunner:
         """Return to the incumbent (or the trial's snapshot) and record why."""
         inc = self.recorder.incumbent()
         target: Any
-        try:
-            if inc is not None and inc[0].id != t.id:
+        try:  # the final apply *is* the incumbent: it goes back to what was in place before
+            if inc is not None and inc[0].id != t.id and t.kind != TrialKind.FINAL:
                 self.targets.apply(inc[0].params)
                 target = inc[0].params
             else:

@@ -30,6 +30,7 @@ class TrialKind(StrEnum):
     INCUMBENT = "incumbent"  # a re-measurement of the best before a challenger is promoted
     BASELINE = "baseline"  # advisory mode: the current configuration measured unchanged
     FINAL = "final"  # applying the chosen configuration at the end
+    CHALLENGER = "challenger"  # a re-measurement of a challenger that won within the noise
 
 
 FINAL_STATES = frozenset(
