@@ -32,6 +32,8 @@ from tuner.status import audit_text, dumps, filter_entries, status_data, status_
 from tuner.store import StoreError, TrialStore
 from tuner.wiring import Factories, build_loop, event_sink, state_paths
 
+log = logging.getLogger(__name__)
+
 DEFAULT_STATE = "./tuneloop-state"
 EXIT_NO_RESULT = 3
 EXIT_SIGNALS_FAILED = 4
@@ -270,6 +272,7 @@ def main(argv: Sequence[str] | None = None, factories: Factories | None = None) 
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ApplierError, SignalError, StoreError, OSError) as exc:
+        log.debug("%s failed", args.command, exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,8 @@ from tuner.sim.seams import SimApplier, SimClock, SimSignals
 from tuner.sim.workload import WorkloadConfig
 from tuner.spec import Experiment, loads_experiment
 from tuner.wiring import Factories, build_loop
+
+log = logging.getLogger(__name__)
 
 NAME = "demo-fleet"
 PROFILES = ("H100", "A100-80GB", "L40S")
@@ -267,6 +270,7 @@ def run_demo(out: Path, trials: int, seed: int, quick: bool) -> tuple[Snapshot, 
     finally:
         loop.store.close()
     best = dict(result.recommendation or START)
+    log.info("demo tuned: %s", result.stopped, extra={"experiment": NAME})
     before = measure(exp, START, seed)
     after = measure(exp, best, seed)
     rows = table(before, after)

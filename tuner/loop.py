@@ -38,17 +38,17 @@ from tuneloop.clock import Clock, RealClock
 from tuner.appliers.base import Applier, ApplierError
 from tuner.audit import AuditLog
 from tuner.guard import Guard
+from tuner.history import history, result_of, start_strategy
 from tuner.measure import Measurer, MeasureResult
 from tuner.metrics import TunerMetrics
 from tuner.progress import Progress, fmt
 from tuner.promoter import Promoter
 from tuner.recorder import TrialRecorder
-from tuner.signals.base import SignalError, SignalRef, Signals
-from tuner.space import Space, initial_points
+from tuner.signals.base import Signals
+from tuner.space import Space
 from tuner.spec import Experiment
 from tuner.store import Trial, TrialStore
-from tuner.strategy.base import Params, Strategy, TrialResult, replay
-from tuner.strategy.registry import build_strategy
+from tuner.strategy.base import Params, Strategy, replay
 from tuner.targets import Targets
 from tuner.trial_runner import TrialRunner
 from tuner.trial_state import TrialKind, TrialState
@@ -68,17 +68,6 @@ class LoopResult:
     applied_best: bool = False
     recommendation: Params | None = None
     signals_failed: bool = False
-
-
-def result_of(t: Trial, loss: Callable[[float], float]) -> TrialResult | None:
-    """What the strategy learns from a finished trial (None: nothing)."""
-    if t.state == TrialState.DONE and t.objective is not None:
-        return TrialResult(loss(t.objective))
-    if t.state == TrialState.INFEASIBLE:
-        return TrialResult(None, feasible=False)
-    if t.state == TrialState.INVALID:
-        return TrialResult(None, valid=False)
-    return None  # rolled back before any measurement: nothing learned
 
 
 class TuningLoop:
@@ -129,40 +118,6 @@ class TuningLoop:
         self.max_signal_failures = max_signal_failures or configured or MAX_SIGNAL_FAILURES
 
     # helpers ------------------------------------------------------------------------------------
-    def _loss(self, objective: float) -> float:
-        return self.exp.objective.to_loss(objective)
-
-    def _history(self) -> list[tuple[Params, TrialResult]]:
-        out: list[tuple[Params, TrialResult]] = []
-        kinds = (
-            TrialKind.TRIAL,
-            TrialKind.INCUMBENT,
-            TrialKind.CHALLENGER,
-            TrialKind.BASELINE,
-            TrialKind.FINAL,
-        )
-        for t in self.store.trials(self.name):
-            result = result_of(t, self._loss) if t.kind in kinds else None
-            if result is not None:
-                out.append((t.params, result))
-        return out
-
-    def _capacities(self) -> dict[str, float]:
-        caps: dict[str, float] = {}
-        for k in self.exp.knobs:
-            if k.init is None or k.init.capacity is None:
-                continue
-            if isinstance(k.init.capacity, SignalRef):
-                try:
-                    value = self.signals.value(k.init.capacity, self.exp.measurement.window_s)
-                except SignalError:
-                    value = None
-                if value is not None and value > 0:
-                    caps[k.name] = value
-            else:
-                caps[k.name] = float(k.init.capacity)
-        return caps
-
     def _wait_to_apply(self) -> None:
         wait = self.guard.wait_s(self.clock.now(), self.runner.last_apply_at)
         if wait > 0:
@@ -207,18 +162,9 @@ class TuningLoop:
         return self.runner.run(params, kind, note, label)
 
     def _tell(self, strategy: Strategy, t: Trial) -> None:
-        result = result_of(t, self._loss)
+        result = result_of(t, self.exp.objective.to_loss)
         if result is not None:
             strategy.tell(t.params, result)
-
-    def _strategy_for(self, current: Params) -> Strategy:
-        if self._strategy is not None:
-            strategy = self._strategy
-        else:
-            points = initial_points(self.exp.knobs, current, self._capacities())
-            strategy = build_strategy(self.exp.strategy, self.space, points)
-        replay(strategy, self._history())
-        return strategy
 
     # the loop -----------------------------------------------------------------------------------
     def run(self, max_trials: int | None = None, apply: bool | None = None) -> LoopResult:
@@ -230,7 +176,8 @@ class TuningLoop:
             self.store.save_snapshot(self.name, "initial", name, snap)
         current = self.targets.read()
         self.metrics.set_knobs(self.name, current)
-        strategy = self._strategy_for(current)
+        strategy = self._strategy or start_strategy(self.exp, self.space, current, self.signals)
+        replay(strategy, history(self.store, self.exp))
         if not apply_mode:
             return self._advise(strategy, current)
         budget = max_trials if max_trials is not None else self.exp.budget.trials
@@ -252,6 +199,8 @@ class TuningLoop:
                 stopped = "budget: wall time (waiting for cooldown or a freeze window)"
                 break
             if wait > 0:
+                log.info("%s: waiting %.0fs (cooldown or freeze window)", self.name, wait,
+                         extra={"experiment": self.name})  # fmt: skip
                 self.clock.sleep(wait)
             note = "guard: " + ", ".join(notes) if notes else ""
             label = f"{done + 1}/{budget} #{{number}}"

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +30,8 @@ from tuner.progress import MeasureTick
 from tuner.signals.base import SignalError, SignalRef, Signals
 from tuner.spec import Constraint, Measurement, Objective
 from tuner.trial_state import TrialState
+
+log = logging.getLogger(__name__)
 
 TickCallback = Callable[[MeasureTick], None]
 
@@ -92,9 +95,12 @@ class Measurer:
 
     def _read(self, ref: SignalRef, window_s: float) -> tuple[float | None, str | None]:
         try:
-            return self.signals.value(ref, window_s), None
+            value = self.signals.value(ref, window_s)
         except SignalError as exc:
+            log.debug("signal %s over %gs failed: %s", ref.describe(), window_s, exc)
             return None, f"signal {ref.describe()} failed: {exc}"
+        log.debug("signal %s over %gs = %s", ref.describe(), window_s, value)
+        return value, None
 
     def _tick(self, tick: MeasureTick) -> None:
         if self.on_tick is not None:

@@ -11,6 +11,7 @@ decides, as before. Re-measurements sit outside the trial budget and are told to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from tuner.measure import MeasureResult
@@ -21,6 +22,8 @@ from tuner.spec import Experiment
 from tuner.store import Trial
 from tuner.trial_runner import TrialRunner
 from tuner.trial_state import TrialKind, TrialState
+
+log = logging.getLogger(__name__)
 
 Tell = Callable[[Trial], None]
 
@@ -93,6 +96,8 @@ class Promoter:
             return results
         fresh = again.objective
         noise = self.noise(inc_trial)
+        log.debug("%s: incumbent noise %.4g", self.exp.name, noise,
+                  extra={"experiment": self.exp.name, "trial": t.number})  # fmt: skip
         challenger: list[float] = [t.objective]
         winner = t
         while True:

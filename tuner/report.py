@@ -6,6 +6,7 @@ stored loss (the value the strategy minimised), so it is right for either object
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from tuner.store import Trial, TrialStore
+
+log = logging.getLogger(__name__)
 
 
 def best_so_far(trials: list[Trial]) -> list[tuple[int, float]]:
@@ -120,4 +123,5 @@ def write_report(
         md = out / f"{name}.md"
         md.write_text(render_markdown(store, name, image), encoding="utf-8")
         written += [md, out / image]
+        log.info("report for %s written to %s", name, md, extra={"experiment": name})
     return written

@@ -9,6 +9,7 @@ snapshot. Whichever it is, the recorder writes it down before the next step.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from tuneloop.clock import Clock
@@ -20,6 +21,8 @@ from tuner.store import Trial
 from tuner.strategy.base import Params
 from tuner.targets import Targets
 from tuner.trial_state import TrialKind, TrialState
+
+log = logging.getLogger(__name__)
 
 
 def _back_out_reason(res: MeasureResult) -> tuple[TrialState, str, str]:
@@ -72,6 +75,8 @@ class TrialRunner:
         try:
             res = self.measurer.measure(self.targets.class_of_change(before, params))
         except Exception as exc:
+            log.error("trial %d: measuring raised %r; backing out", t.number, exc,
+                      extra={"experiment": t.experiment, "trial": t.number})  # fmt: skip
             self.back_out(
                 t, None, TrialState.ROLLED_BACK, RollbackReason.ERROR, f"error: {exc}", shown
             )
