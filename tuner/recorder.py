@@ -235,7 +235,7 @@ class TrialRecorder:
         )
 
     def advised(self, params: Params, why: str) -> None:
-        a = self.store.propose(self.name, params, {}, kind="advice", reason=why)
+        a = self.store.propose(self.name, params, {}, kind=TrialKind.ADVICE, reason=why)
         self.store.transition(a.id, TrialState.ADVISED)
         self._audit("advise", params=params, reason=why)
         self._log(logging.INFO, "advised", a, "advice: %s: %s", why, params)

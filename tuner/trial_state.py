@@ -31,6 +31,7 @@ class TrialKind(StrEnum):
     BASELINE = "baseline"  # advisory mode: the current configuration measured unchanged
     FINAL = "final"  # applying the chosen configuration at the end
     CHALLENGER = "challenger"  # a re-measurement of a challenger that won within the noise
+    ADVICE = "advice"  # advisory mode: the recommendation, recorded and never applied
 
 
 FINAL_STATES = frozenset(
