@@ -115,7 +115,7 @@ def build_loop(
     clock: Clock | None = None,
     metrics: TunerMetrics | None = None,
     audit: AuditLog | None = None,
-    progress: Progress | None = None,
+    progress: Progress | Callable[[str], None] | None = None,
     strategy: Strategy | None = None,
 ) -> TuningLoop:
     """A tuning loop for ``experiment`` with its store and audit log under ``state_dir``.
@@ -128,20 +128,26 @@ def build_loop(
     signals = factories.signals(experiment)
     clock = clock or factories.clock()
     db_path, audit_path = state_paths(state_dir)
+    opened = store is None
     store = store or TrialStore(db_path, clock)
-    if metrics is None:
-        metrics = TunerMetrics()
-    metrics.load(store, experiment.name)
-    if audit is None:
-        audit = AuditLog(audit_path, event_sink(factories, [experiment]), clock)
-    return TuningLoop(
-        experiment,
-        appliers,
-        signals,
-        store,
-        clock=clock,
-        audit=audit,
-        metrics=metrics,
-        progress=progress,
-        strategy=strategy,
-    )
+    try:
+        if metrics is None:
+            metrics = TunerMetrics()
+        metrics.load(store, experiment.name)
+        if audit is None:
+            audit = AuditLog(audit_path, event_sink(factories, [experiment]), clock)
+        return TuningLoop(
+            experiment,
+            appliers,
+            signals,
+            store,
+            clock=clock,
+            audit=audit,
+            metrics=metrics,
+            progress=progress,
+            strategy=strategy,
+        )
+    except BaseException:
+        if opened:
+            store.close()
+        raise
