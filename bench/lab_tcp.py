@@ -18,11 +18,10 @@ from agent.netlab.link import DelayedLink
 from bench.common import save, table
 from bench.tcp_window import grid, label
 from lab.tcp import TARGET, Iperf3Probe, NetnsBufferApplier, reconcilers_for
-from tuneloop.clock import RealClock
-from tuner.loop import TuningLoop
+from tuner.progress import Progress
 from tuner.signals.base import SignalRef
 from tuner.spec import load_experiment
-from tuner.store import TrialStore
+from tuner.wiring import Factories, build_loop
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lab-tcp-buffers.yaml"
 THROUGHPUT = SignalRef(signal="iperf3_throughput_bits_per_second")
@@ -50,18 +49,16 @@ def main() -> None:
         try:
             points = [(s, throughput(applier, probe, s, args.repeats)) for s in grid()]
             applier.apply({TARGET: 64 * 1024})
-            store = TrialStore(Path(tmp) / "trials.db")
-            loop = TuningLoop(
-                exp,
-                {"link": applier},
-                probe,
-                store,
-                clock=RealClock(),
-                progress=lambda line: print("  " + line, flush=True),
+            factories = Factories(
+                appliers=lambda e: {"link": applier}, signals=lambda e: probe, kube_events=None
             )
-            result = loop.run(max_trials=args.trials, apply=True)
-            used = len([t for t in store.trials(exp.name) if t.kind == "trial"])
-            store.close()
+            loop = build_loop(exp, factories, Path(tmp), progress=Progress(prefix="  "))
+            try:
+                result = loop.run(max_trials=args.trials, apply=True)
+                trials = loop.store.trials(exp.name)
+                used = len([t for t in trials if t.kind == "trial"])
+            finally:
+                loop.store.close()
             assert result.best is not None
             tuned_size = int(result.best.params["buffer_max"])
             tuned = throughput(applier, probe, tuned_size, args.repeats)

@@ -1,18 +1,20 @@
 """Audit log: one JSON object per line, fsync'd, saying what changed, when, why, with what result.
 
 An optional ``event_sink`` receives each record too (in a cluster the controller turns them into
-Kubernetes Events); a failing sink is reported on stderr and never stops the tuner.
+Kubernetes Events); a failing sink is logged as a warning and never stops the tuner.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -46,7 +48,7 @@ class AuditLog:
             try:
                 self.event_sink(entry)
             except Exception as exc:  # the sink is best effort; the file is the record
-                print(f"audit: event sink failed: {exc}", file=sys.stderr)
+                log.warning("audit: event sink failed: %s", exc, extra={"experiment": experiment})
         return entry
 
     def entries(self) -> list[dict[str, Any]]:

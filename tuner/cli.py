@@ -1,10 +1,14 @@
-"""``tuneloop`` command line: ``tune``, ``status``, ``rollback``, ``report``, ``controller``.
+"""``tuneloop`` command line: ``tune``, ``status``, ``rollback``, ``report``, ``audit``,
+``controller`` (and ``demo``, ``sim``, ``generate`` from their packages).
 
-Each command is added by one ``add_<name>_command(subparsers)`` function, so more commands join
-``build_parser`` in one line each. Appliers, signals and the clock come from :class:`Factories`;
-the defaults build the appliers registry's instances, Prometheus and wall time, and callers (tests,
-the simulated fleet) pass their own. Errors in an experiment file print ``error: <field>:
-<reason>`` and exit 2; a failure talking to the system prints ``error: ...`` and exits 1.
+Each command is added by one ``add_<name>_command(subparsers)`` function and runs as
+``cmd_<name>(args, factories)``; loops are built by :func:`tuner.wiring.build_loop`. Flags mean
+the same everywhere: ``--state DIR`` (the state directory), ``--experiment NAME``, ``--output
+text|json`` (what is printed), ``--out DIR`` (where files go). Logging is configured once here
+(``--log-format``, ``--log-level``, before the command). Exit status: 0 done; 1 a failure talking
+to the system (``error: ...``); 2 an error in a file or flag (``error: <field>: <reason>``); 3 a
+run with no valid feasible trial; 4 a run stopped because its signals kept failing (the system was
+left on a measured configuration).
 """
 
 from __future__ import annotations
@@ -12,117 +16,62 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tuneloop.clock import Clock, RealClock
-from tuneloop.validation import ConfigError
-from tuner.appliers.base import Applier, ApplierError
+from tuneloop.logs import add_logging_arguments, configure_logging
+from tuneloop.validation import ConfigError, duration
+from tuner.appliers.base import ApplierError
 from tuner.audit import AuditLog
-from tuner.loop import TuningLoop
-from tuner.metrics import TunerMetrics
-from tuner.signals.base import SignalError, Signals
-from tuner.spec import Experiment, load_experiment, loads_experiment
+from tuner.signals.base import SignalError
+from tuner.spec import load_experiment, loads_experiment
+from tuner.status import audit_text, dumps, filter_entries, status_data, status_text
 from tuner.store import StoreError, TrialStore
+from tuner.wiring import Factories, build_loop, event_sink, state_paths
 
-if TYPE_CHECKING:
-    from tuner.kube.client import KubeClient
+log = logging.getLogger(__name__)
 
 DEFAULT_STATE = "./tuneloop-state"
+EXIT_NO_RESULT = 3
+EXIT_SIGNALS_FAILED = 4
+OUTPUTS = ("text", "json")
 
 
-def registry_appliers(exp: Experiment) -> dict[str, Applier]:
-    """Applier instances from the appliers registry; errors name ``appliers.<name>``."""
-    from tuner.appliers.registry import build_applier
-
-    return {
-        name: build_applier(spec.kind, spec.options, f"appliers.{name}")
-        for name, spec in exp.appliers.items()
-    }
-
-
-def prometheus_signals(exp: Experiment) -> Signals:
-    """A Prometheus backend from the experiment's ``signals:`` section."""
-    from tuner.signals.prometheus import PrometheusSignals
-
-    url = exp.signals.get("prometheus")
-    if not isinstance(url, str) or not url:
-        raise ConfigError("signals.prometheus", "is required: the Prometheus base URL")
-    return PrometheusSignals(url, timeout_s=exp.signals["timeout"], retries=exp.signals["retries"])
-
-
-def cluster_client() -> KubeClient:
-    """The in-cluster client (else the kubeconfig's) for Kubernetes Events."""
-    from tuner.kube.client import KubeClient
-
-    return KubeClient.connect()
-
-
-@dataclass
-class Factories:
-    """How the CLI builds what an experiment needs."""
-
-    appliers: Callable[[Experiment], dict[str, Applier]] = registry_appliers
-    signals: Callable[[Experiment], Signals] = prometheus_signals
-    clock: Callable[[], Clock] = RealClock
-    event_sink: Callable[[dict[str, Any]], None] | None = None
-    kube_events: Callable[[], KubeClient] = cluster_client
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def event_sink(
-    factories: Factories, experiments: Sequence[Experiment]
-) -> Callable[[dict[str, Any]], None] | None:
-    """The factories' sink, else Kubernetes Events when in a cluster (``KUBERNETES_SERVICE_HOST``
-    set, or an experiment with a k8s-* applier); None when there is no API server to reach."""
-    if factories.event_sink is not None:
-        return factories.event_sink
-    from tuner.kube.events import KubeEventSink, in_cluster
-
-    if not in_cluster(experiments):
-        return None
+def package_version() -> str:
     try:
-        client = factories.kube_events()
-    except Exception as exc:  # the config loaders raise several types
-        logging.getLogger(__name__).warning("no Kubernetes Events: %s", exc)
-        return None
-    return KubeEventSink(client, experiments)
-
-
-def _paths(state: str) -> tuple[Path, Path]:
-    root = Path(state)
-    return root / "trials.db", root / "audit.jsonl"
+        return version("tuneloop")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _state_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", default=DEFAULT_STATE, help="state directory (trial store)")
 
 
+def _experiment_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", default=None, help="only this experiment")
+
+
+def _output_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", choices=OUTPUTS, default="text", help="what to print")
+
+
 def cmd_tune(args: argparse.Namespace, factories: Factories) -> int:
     exp = load_experiment(args.experiment)
-    db, audit_path = _paths(args.state)
-    clock = factories.clock()
-    store = TrialStore(db, clock)
-    metrics = TunerMetrics()
+    loop = build_loop(exp, factories, args.state)
     try:
-        loop = TuningLoop(
-            exp,
-            factories.appliers(exp),
-            factories.signals(exp),
-            store,
-            clock=clock,
-            audit=AuditLog(audit_path, event_sink(factories, [exp]), clock),
-            metrics=metrics,
-        )
-        metrics.load(store, exp.name)
         result = loop.run(max_trials=args.trials, apply=True if args.apply else None)
     finally:
         if args.metrics_file:
-            metrics.write_textfile(args.metrics_file)
-        store.close()
-    return 0 if result.best is not None or result.stopped == "advisory" else 3
+            loop.metrics.write_textfile(args.metrics_file)
+        loop.store.close()
+    if result.signals_failed:
+        print(f"error: {result.stopped}", file=sys.stderr)
+        return EXIT_SIGNALS_FAILED
+    return 0 if result.best is not None or result.stopped == "advisory" else EXIT_NO_RESULT
 
 
 def add_tune_command(sub: Any) -> None:
@@ -135,29 +84,9 @@ def add_tune_command(sub: Any) -> None:
     p.set_defaults(func=cmd_tune)
 
 
-def status_text(store: TrialStore, experiment: str | None = None) -> str:
-    """Experiments and a trials table."""
-    out: list[str] = []
-    for row in store.experiments():
-        name = row["name"]
-        if experiment and name != experiment:
-            continue
-        trials = store.trials(name)
-        inc = store.incumbent(name)
-        best = "-" if inc is None else f"trial {inc[0].number} objective={inc[1]:.4g}"
-        out.append(f"experiment {name}: {len(trials)} trials, best: {best}")
-        out.append(f"  {'#':>4} {'kind':<9} {'state':<11} {'objective':>10}  params / reason")
-        for t in trials:
-            obj = "-" if t.objective is None else f"{t.objective:.4g}"
-            params = " ".join(f"{k}={v}" for k, v in t.params.items())
-            why = f"  ({t.reason})" if t.reason else ""
-            out.append(f"  {t.number:>4} {t.kind:<9} {t.state:<11} {obj:>10}  {params}{why}")
-    return "\n".join(out) if out else "no experiments"
-
-
 def _existing_store(state: str) -> TrialStore | None:
     """The trial store under ``state``; None (with the error printed) when there is none."""
-    db, _ = _paths(state)
+    db, _ = state_paths(state)
     if not db.exists():
         print(f"error: no trial store in {state}", file=sys.stderr)
         return None
@@ -169,7 +98,10 @@ def cmd_status(args: argparse.Namespace, factories: Factories) -> int:
     if store is None:
         return 1
     try:
-        print(status_text(store, args.experiment))
+        if args.output == "json":
+            print(dumps(status_data(store, args.experiment)))
+        else:
+            print(status_text(store, args.experiment))
     finally:
         store.close()
     return 0
@@ -178,7 +110,8 @@ def cmd_status(args: argparse.Namespace, factories: Factories) -> int:
 def add_status_command(sub: Any) -> None:
     p = sub.add_parser("status", help="experiments and their trials")
     _state_arg(p)
-    p.add_argument("--experiment", default=None)
+    _experiment_arg(p)
+    _output_arg(p)
     p.set_defaults(func=cmd_status)
 
 
@@ -186,7 +119,6 @@ def cmd_rollback(args: argparse.Namespace, factories: Factories) -> int:
     store = _existing_store(args.state)
     if store is None:
         return 1
-    _, audit_path = _paths(args.state)
     try:
         names = [e["name"] for e in store.experiments()]
         name = args.experiment
@@ -199,15 +131,7 @@ def cmd_rollback(args: argparse.Namespace, factories: Factories) -> int:
                 return 2
             name = names[0]
         exp = loads_experiment(store.experiment_spec(name), f"{name} (stored spec)")
-        clock = factories.clock()
-        loop = TuningLoop(
-            exp,
-            factories.appliers(exp),
-            factories.signals(exp),
-            store,
-            clock=clock,
-            audit=AuditLog(audit_path, event_sink(factories, [exp]), clock),
-        )
+        loop = build_loop(exp, factories, args.state, store=store)
         restored = loop.rollback(args.to)
         print(f"rolled back {name} to {args.to}: {restored}")
     finally:
@@ -218,7 +142,7 @@ def cmd_rollback(args: argparse.Namespace, factories: Factories) -> int:
 def add_rollback_command(sub: Any) -> None:
     p = sub.add_parser("rollback", help="restore the snapshot taken before the first change")
     _state_arg(p)
-    p.add_argument("--experiment", default=None)
+    _experiment_arg(p)
     p.add_argument("--to", choices=("initial", "incumbent"), default="initial")
     p.set_defaults(func=cmd_rollback)
 
@@ -230,21 +154,49 @@ def cmd_report(args: argparse.Namespace, factories: Factories) -> int:
     if store is None:
         return 1
     try:
-        for path in write_report(
-            store, args.output or Path(args.state) / "report", args.experiment
-        ):
-            print(path)
+        out = args.out or Path(args.state) / "report"
+        paths = write_report(store, out, args.experiment)
     finally:
         store.close()
+    if args.output == "json":
+        print(dumps({"files": [str(p) for p in paths]}))
+    else:
+        for path in paths:
+            print(path)
     return 0
 
 
 def add_report_command(sub: Any) -> None:
     p = sub.add_parser("report", help="Markdown report with a convergence plot")
     _state_arg(p)
-    p.add_argument("-o", "--output", default=None, help="output directory (default STATE/report)")
-    p.add_argument("--experiment", default=None)
+    p.add_argument("-o", "--out", default=None, help="output directory (default STATE/report)")
+    _experiment_arg(p)
+    _output_arg(p)
     p.set_defaults(func=cmd_report)
+
+
+def cmd_audit(args: argparse.Namespace, factories: Factories) -> int:
+    state = args.state_dir or args.state
+    _, audit_path = state_paths(state)
+    if not audit_path.exists():
+        print(f"error: no audit log in {state}", file=sys.stderr)
+        return 1
+    since = None
+    if args.since is not None:
+        since = factories.clock().now() - duration(args.since, "--since")
+    entries = filter_entries(AuditLog(audit_path).entries(), args.experiment, since)
+    print(dumps({"entries": entries}) if args.output == "json" else audit_text(entries))
+    return 0
+
+
+def add_audit_command(sub: Any) -> None:
+    p = sub.add_parser("audit", help="read the audit log: every change, when, why, and its result")
+    p.add_argument("state_dir", nargs="?", default=None, help="state directory (or --state)")
+    _state_arg(p)
+    _experiment_arg(p)
+    p.add_argument("--since", default=None, help="only entries newer than this, e.g. 30m, 2h")
+    _output_arg(p)
+    p.set_defaults(func=cmd_audit)
 
 
 def cmd_controller(args: argparse.Namespace, factories: Factories) -> int:
@@ -271,18 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
         "weights, batch sizes, replicas, TCP buffers) under SLO constraints, with dry-run by "
         "default, rollback and a durable record of every trial.",
     )
+    parser.add_argument("--version", action="version", version=f"tuneloop {package_version()}")
+    add_logging_arguments(parser)
+    parser.set_defaults(log_format=None, log_level=None)  # None: not given (see _configure_logs)
     sub = parser.add_subparsers(dest="command", required=True)
     add_tune_command(sub)
     add_status_command(sub)
     add_rollback_command(sub)
     add_report_command(sub)
+    add_audit_command(sub)
     add_controller_command(sub)
     _add_package_commands(sub)
     return parser
 
 
 # Commands that act through the tuner's factories; the others take only their arguments.
-FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "controller"})
+FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "audit", "controller"})
 
 
 def _add_package_commands(sub: Any) -> None:
@@ -296,8 +252,18 @@ def _add_package_commands(sub: Any) -> None:
     add_generate_command(sub)
 
 
+def _configure_logs(args: argparse.Namespace) -> None:
+    """Configure logging from the flags (text, info by default). A process that set up logging
+    before calling :func:`main` (a program embedding the CLI, a test runner capturing logs)
+    keeps its own set-up unless a logging flag is given."""
+    given = args.log_format is not None or args.log_level is not None
+    if given or not logging.getLogger().handlers:
+        configure_logging(args.log_format or "text", args.log_level or "info")
+
+
 def main(argv: Sequence[str] | None = None, factories: Factories | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logs(args)
     try:
         if args.command not in FACTORY_COMMANDS:
             return int(args.func(args))
@@ -306,6 +272,7 @@ def main(argv: Sequence[str] | None = None, factories: Factories | None = None) 
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ApplierError, SignalError, StoreError, OSError) as exc:
+        log.debug("%s failed", args.command, exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

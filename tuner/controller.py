@@ -19,10 +19,12 @@ on ``metrics_port``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 from tuneloop.clock import Clock
 from tuner.audit import AuditLog
@@ -32,9 +34,38 @@ from tuner.metrics import TunerMetrics
 from tuner.signals.base import SignalError
 from tuner.spec import Experiment, load_experiment
 from tuner.store import TrialStore
+from tuner.wiring import Factories, build_loop, state_paths
 
-if TYPE_CHECKING:
-    from tuner.cli import Factories
+log = logging.getLogger(__name__)
+
+EXIT_LEADERSHIP_LOST = 1
+
+
+class DecisionKind(StrEnum):
+    """What one observation of an experiment led to."""
+
+    ROUND = "round"  # a tuning round starts
+    NO_DECISION = "no decision"  # no data or a failing signal: nothing is concluded
+    BASELINING = "baselining"
+    BASELINED = "baselined"
+    STEADY = "steady"
+    FAILED = "failed"  # the observation or the round raised; logged, other experiments go on
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: DecisionKind
+    detail: str = ""
+
+    @property
+    def starts_round(self) -> bool:
+        return self.kind is DecisionKind.ROUND
+
+    def __str__(self) -> str:
+        if not self.detail:
+            return str(self.kind)
+        sep = " " if self.kind is DecisionKind.STEADY else ": "
+        return f"{self.kind}{sep}{self.detail}"
 
 
 class Ema:
@@ -85,7 +116,7 @@ class Watch:
     ema: Ema
     hysteresis: Hysteresis
     reference: float | None = None
-    log: list[str] = field(default_factory=list)
+    last: Decision | None = None
 
 
 class Controller:
@@ -104,41 +135,55 @@ class Controller:
             for lp in loops
         ]
 
-    def decide(self, w: Watch) -> str:
-        """One observation; returns the decision (``round: ...`` when a round should start)."""
+    def decide(self, w: Watch) -> Decision:
+        """One observation of an experiment's objective, and what it leads to."""
         try:
             value = w.loop.signals.value(w.exp.objective.ref, w.exp.measurement.window_s)
         except SignalError as exc:
-            return f"no decision: {exc}"
+            return Decision(DecisionKind.NO_DECISION, str(exc))
         if value is None:
-            return "no decision: no data"
+            return Decision(DecisionKind.NO_DECISION, "no data")
         ema = w.ema.update(w.exp.objective.to_loss(value))
         if w.loop.store.incumbent(w.exp.name) is None:
-            return "round: never tuned"
+            return Decision(DecisionKind.ROUND, "never tuned")
         if w.reference is None:
             if w.ema.count >= self.config.baseline_samples:
                 w.reference = ema
                 w.hysteresis.armed = True
-                return "baselined"
-            return "baselining"
+                return Decision(DecisionKind.BASELINED)
+            return Decision(DecisionKind.BASELINING)
         degradation = (ema - w.reference) / max(abs(w.reference), 1e-12)
         if w.hysteresis.should_start(degradation, self.clock.now()):
-            return f"round: objective {degradation:+.1%} vs reference"
-        return f"steady ({degradation:+.1%})"
+            return Decision(DecisionKind.ROUND, f"objective {degradation:+.1%} vs reference")
+        return Decision(DecisionKind.STEADY, f"({degradation:+.1%})")
 
-    def tick(self) -> dict[str, str]:
-        """Observe every experiment once; run a round where the decision says so."""
-        out: dict[str, str] = {}
+    def _round(self, w: Watch) -> None:
+        """One tuning round: the experiment's trial budget on top of what is done."""
+        done = w.loop.recorder.finished_trials()
+        result = w.loop.run(max_trials=done + w.exp.budget.trials)
+        if result.signals_failed:
+            log.error("%s: round stopped: %s", w.exp.name, result.stopped,
+                      extra={"experiment": w.exp.name})  # fmt: skip
+        w.ema.reset()
+        w.reference = None
+        w.hysteresis.last_round_at = self.clock.now()
+
+    def tick(self) -> dict[str, Decision]:
+        """Observe every experiment once; run a round where the decision says so.
+
+        An exception in one experiment (its signals, its appliers, its round) is logged and
+        recorded as a ``failed`` decision; the other experiments and leadership go on."""
+        out: dict[str, Decision] = {}
         for w in self.watches:
-            decision = self.decide(w)
-            if decision.startswith("round"):
-                done = len(
-                    [t for t in w.loop.store.trials(w.exp.name) if t.kind == "trial" and t.final]
-                )
-                w.loop.run(max_trials=done + w.exp.budget.trials)
-                w.ema.reset()
-                w.reference = None
-                w.hysteresis.last_round_at = self.clock.now()
+            try:
+                decision = self.decide(w)
+                if decision.starts_round:
+                    log.info("%s: %s", w.exp.name, decision, extra={"experiment": w.exp.name})
+                    self._round(w)
+            except Exception as exc:
+                log.exception("%s: %s", w.exp.name, exc, extra={"experiment": w.exp.name})
+                decision = Decision(DecisionKind.FAILED, f"{type(exc).__name__}: {exc}")
+            w.last = decision
             out[w.exp.name] = decision
         return out
 
@@ -161,26 +206,27 @@ def make_election(
 
 
 def run_controller(config: ControllerConfig, factories: Factories) -> int:
-    """Serve metrics and tune while leader (or always, without ``lease:``)."""
+    """Serve metrics and tune while leader (or always, without ``lease:``).
+
+    Returns 0 when stopped without a lease; with a lease, losing it ends the process with
+    :data:`EXIT_LEADERSHIP_LOST` so the Pod restarts and stands for election again."""
     clock = factories.clock()
-    store = TrialStore(config.state / "trials.db", clock)
-    audit = AuditLog(config.state / "audit.jsonl", factories.event_sink, clock)
+    store_path, audit_path = state_paths(config.state)
+    store = TrialStore(store_path, clock)
+    audit = AuditLog(audit_path, factories.event_sink, clock)
     metrics = TunerMetrics()
-    loops = []
-    for path in config.experiments:
-        exp = load_experiment(path)
-        metrics.load(store, exp.name)
-        loops.append(
-            TuningLoop(
-                exp,
-                factories.appliers(exp),
-                factories.signals(exp),
-                store,
-                clock=clock,
-                audit=audit,
-                metrics=metrics,
-            )
+    loops = [
+        build_loop(
+            load_experiment(path),
+            factories,
+            config.state,
+            store=store,
+            clock=clock,
+            metrics=metrics,
+            audit=audit,
         )
+        for path in config.experiments
+    ]
     controller = Controller(config, loops, clock)
     if config.metrics_port:
         metrics.serve(config.metrics_port)
@@ -196,5 +242,14 @@ def run_controller(config: ControllerConfig, factories: Factories) -> int:
     except kube_config.ConfigException:
         kube_config.load_kube_config()
     lock = LeaseLock(config.lease.name, config.lease.namespace, config.lease.identity)
-    make_election(lock, config.lease, lambda: controller.run(stop), stop.set).run()
+    lost = threading.Event()
+
+    def on_stop() -> None:
+        lost.set()
+        stop.set()
+
+    make_election(lock, config.lease, lambda: controller.run(stop), on_stop).run()
+    if lost.is_set():
+        log.error("leadership lost: exiting so another replica can lead")
+        return EXIT_LEADERSHIP_LOST
     return 0

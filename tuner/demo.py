@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -29,17 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from tuner.appliers.base import ApplierError, Value
-from tuner.audit import AuditLog
-from tuner.cli import Factories
-from tuner.loop import LoopResult, TuningLoop
-from tuner.metrics import TunerMetrics
+from tuner.loop import LoopResult
+from tuner.progress import Progress
 from tuner.report import write_report
 from tuner.sim.fleet import FleetConfig, SimFleet
 from tuner.sim.profiles import profile
 from tuner.sim.seams import SimApplier, SimClock, SimSignals
 from tuner.sim.workload import WorkloadConfig
 from tuner.spec import Experiment, loads_experiment
-from tuner.store import TrialStore
+from tuner.wiring import Factories, build_loop
+
+log = logging.getLogger(__name__)
 
 NAME = "demo-fleet"
 PROFILES = ("H100", "A100-80GB", "L40S")
@@ -163,6 +164,7 @@ def demo_factories(fleet: SimFleet, epoch: float) -> Factories:
         appliers=lambda exp: {name: PoolSimApplier(fleet) for name in exp.appliers},
         signals=lambda exp: SimSignals(fleet),
         clock=lambda: clock,
+        kube_events=None,
     )
 
 
@@ -251,8 +253,6 @@ def run_demo(out: Path, trials: int, seed: int, quick: bool) -> tuple[Snapshot, 
     fleet = demo_fleet(seed)
     fleet.run_until(PREWARM_S)
     factories = demo_factories(fleet, epoch=time.time())
-    clock = factories.clock()
-    store = TrialStore(state / "trials.db", clock)
     print(
         f"tuning {NAME}: {fleet.active} replicas of {' / '.join(PROFILES)} (cycled), "
         f"{trials} trials; minimise P99 end-to-end latency, SLO P99 TTFT <= {TTFT_SLO_S:g} s",
@@ -263,22 +263,14 @@ def run_demo(out: Path, trials: int, seed: int, quick: bool) -> tuple[Snapshot, 
         "| outcome | best so far; [incumbent] re-measures the best before a new one is promoted",
         flush=True,
     )
+    loop = build_loop(exp, factories, state, progress=Progress(prefix="  "))
     try:
-        loop = TuningLoop(
-            exp,
-            factories.appliers(exp),
-            factories.signals(exp),
-            store,
-            clock=clock,
-            audit=AuditLog(state / "audit.jsonl", None, clock),
-            metrics=TunerMetrics(),
-            progress=lambda line: print("  " + line, flush=True),
-        )
         result: LoopResult = loop.run(max_trials=trials, apply=True)
-        paths = write_report(store, out, NAME)
+        paths = write_report(loop.store, out, NAME)
     finally:
-        store.close()
+        loop.store.close()
     best = dict(result.recommendation or START)
+    log.info("demo tuned: %s", result.stopped, extra={"experiment": NAME})
     before = measure(exp, START, seed)
     after = measure(exp, best, seed)
     rows = table(before, after)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,8 @@ from tuner.freeze import FreezeWindow
 if TYPE_CHECKING:
     from tuner.spec import Knob, Safety
     from tuner.strategy.base import Params
+
+log = logging.getLogger(__name__)
 
 
 class Guard:
@@ -57,6 +60,8 @@ class Guard:
             if not math.isclose(float(final), float(value), rel_tol=1e-9, abs_tol=1e-12):
                 notes.append(f"{name}: {value!r} -> {final!r}")
             out[name] = final
+        if notes:
+            log.debug("guard limited the proposal: %s", ", ".join(notes))
         return out, notes
 
     def _limits(self, knob: Knob, inc: float) -> tuple[float, float]:

@@ -6,6 +6,7 @@ stored loss (the value the strategy minimised), so it is right for either object
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from tuner.store import Trial, TrialStore
+from tuner.trial_state import TrialState
+
+log = logging.getLogger(__name__)
 
 
 def best_so_far(trials: list[Trial]) -> list[tuple[int, float]]:
@@ -21,7 +25,7 @@ def best_so_far(trials: list[Trial]) -> list[tuple[int, float]]:
     out: list[tuple[int, float]] = []
     best: tuple[float, float] | None = None  # (loss, objective)
     for t in trials:
-        if t.state != "done" or t.loss is None or t.objective is None:
+        if t.state != TrialState.DONE or t.loss is None or t.objective is None:
             continue
         if best is None or t.loss < best[0]:
             best = (t.loss, t.objective)
@@ -31,11 +35,15 @@ def best_so_far(trials: list[Trial]) -> list[tuple[int, float]]:
 
 def plot_convergence(trials: list[Trial], path: Path, title: str) -> None:
     measured = [
-        (t.number, t.objective) for t in trials if t.state == "done" and t.objective is not None
+        (t.number, t.objective)
+        for t in trials
+        if t.state == TrialState.DONE and t.objective is not None
     ]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.scatter([n for n, _ in measured], [v for _, v in measured], s=18, label="measured")
-    bad = [t for t in trials if t.state == "infeasible" and t.measurements.get("objective")]
+    bad = [
+        t for t in trials if t.state == TrialState.INFEASIBLE and t.measurements.get("objective")
+    ]
     if bad:
         ax.scatter(
             [t.number for t in bad],
@@ -120,4 +128,5 @@ def write_report(
         md = out / f"{name}.md"
         md.write_text(render_markdown(store, name, image), encoding="utf-8")
         written += [md, out / image]
+        log.info("report for %s written to %s", name, md, extra={"experiment": name})
     return written

@@ -30,7 +30,8 @@ class TrialKind(StrEnum):
     INCUMBENT = "incumbent"  # a re-measurement of the best before a challenger is promoted
     BASELINE = "baseline"  # advisory mode: the current configuration measured unchanged
     FINAL = "final"  # applying the chosen configuration at the end
-    ADVICE = "advice"  # advisory mode: the recommendation, recorded and not applied
+    CHALLENGER = "challenger"  # a re-measurement of a challenger that won within the noise
+    ADVICE = "advice"  # advisory mode: the recommendation, recorded and never applied
 
 
 FINAL_STATES = frozenset(

@@ -11,7 +11,7 @@ from kubernetes.client.rest import ApiException
 from tests.unit.test_loop import make
 from tuneloop.clock import RealClock
 from tuneloop.validation import ConfigError
-from tuner.controller import Controller, Ema, Hysteresis, make_election
+from tuner.controller import Controller, Decision, DecisionKind, Ema, Hysteresis, make_election
 from tuner.controller_config import ControllerConfig, LeaseSettings, load_controller_config
 
 
@@ -55,17 +55,17 @@ def config(tmp_path, **kw):
 def test_controller_tunes_when_never_tuned_then_on_degradation_only(tmp_path):
     loop, _, signals, store, clock, _ = make(tmp_path, start=(40, 60))  # apply mode, 8 trials
     ctl = Controller(config(tmp_path), [loop], clock)
-    assert ctl.tick() == {"weights": "round: never tuned"}
+    assert {k: str(v) for k, v in ctl.tick().items()} == {"weights": "round: never tuned"}
     first = len(store.trials("weights"))
     assert first >= 8
-    assert ctl.tick()["weights"] == "baselining"
-    assert ctl.tick()["weights"] == "baselined"
+    assert str(ctl.tick()["weights"]) == "baselining"
+    assert ctl.tick()["weights"].kind == DecisionKind.BASELINED
     for _ in range(3):
-        assert ctl.tick()["weights"].startswith("steady")
+        assert ctl.tick()["weights"].kind == DecisionKind.STEADY
     assert len(store.trials("weights")) == first
     signals.overrides["p50_ttft_seconds"] = 5.0  # the world changed: much worse latency
     decisions = [ctl.tick()["weights"] for _ in range(4)]
-    assert any(d.startswith("round: objective") for d in decisions)
+    assert any(d.starts_round and str(d).startswith("round: objective") for d in decisions)
     assert len(store.trials("weights")) > first
 
 
@@ -73,7 +73,7 @@ def test_controller_makes_no_decision_without_data(tmp_path):
     loop, _, signals, store, clock, _ = make(tmp_path)
     signals.overrides["p50_ttft_seconds"] = None
     ctl = Controller(config(tmp_path), [loop], clock)
-    assert ctl.tick() == {"weights": "no decision: no data"}
+    assert ctl.tick() == {"weights": Decision(DecisionKind.NO_DECISION, "no data")}
     assert store.trials("weights") == []
 
 
@@ -167,3 +167,21 @@ def test_lease_is_held_until_it_expires_without_renewal():
         frozen.tick(2)
         assert b.try_acquire_or_renew()  # a stopped renewing: b takes over
         assert backing["tuner"].holder_identity == "b"
+
+
+def test_an_error_in_one_experiment_does_not_stop_the_others(tmp_path, caplog):
+    from tests.unit.tuner_doubles import EXPERIMENT
+
+    broken, broken_applier, broken_signals, _, _, _ = make(
+        tmp_path / "a", EXPERIMENT.replace("name: weights", "name: broken")
+    )
+    broken_signals.overrides["p50_ttft_seconds"] = 1.0  # observed fine: a round starts
+    broken_applier.state.clear()  # every read fails: the round raises
+    loop, _, _, store, clock, _ = make(tmp_path / "b", start=(40, 60))
+    ctl = Controller(config(tmp_path), [broken, loop], clock)
+    with caplog.at_level("ERROR", logger="tuner.controller"):
+        first = ctl.tick()
+    assert first["broken"].kind == DecisionKind.FAILED and "ApplierError" in str(first["broken"])
+    assert first["weights"].starts_round and store.incumbent("weights") is not None
+    assert any(r.experiment == "broken" for r in caplog.records)
+    assert ctl.tick()["broken"].kind == DecisionKind.FAILED  # still watched, still failing

@@ -69,22 +69,31 @@ def test_breach_at_end_of_window_is_infeasible():
 
 
 def test_no_data_and_low_rate_and_errors_are_invalid():
-    for fns, text in [
-        ({"throughput_tokens_per_second": None}, "no data"),
-        ({"request_rate": 0.2}, "request rate 0.2/s below the minimum 1/s"),
-        ({"request_rate": None}, "request rate no data"),
-        ({"p99_ttft_seconds": None}, "constraint p99: no data"),
-        ({"throughput_tokens_per_second": SignalError("timeout")}, "failed: timeout"),
+    for fns, text, signal_failure in [
+        ({"throughput_tokens_per_second": None}, "no data", True),
+        ({"request_rate": 0.2}, "request rate 0.2/s below the minimum 1/s", False),
+        ({"request_rate": None}, "request rate no data", True),
+        ({"p99_ttft_seconds": None}, "SLO p99 unreadable during window (no data)", True),
+        ({"throughput_tokens_per_second": SignalError("timeout")}, "failed: timeout", True),
     ]:
         m, _ = measurer(FakeClock(), **fns)
         res = m.measure(None)
         assert not res.valid and res.outcome == "invalid" and res.objective is None
         assert text in res.reason, (fns, res.reason)
+        assert res.signal_failure is signal_failure, fns
 
 
-def test_check_errors_are_skipped_not_fatal():
+def test_constraint_with_no_data_at_the_end_of_the_window_is_a_signal_failure():
     clock = FakeClock()
-    calls = iter([SignalError("blip")] * 3 + [0.3] * 10)
+    m, _ = measurer(clock, p99_ttft_seconds=lambda t: None if t >= 60 else 0.3)
+    res = m.measure(None)
+    assert res.outcome == "invalid" and res.signal_failure and not res.aborted
+    assert "constraint p99: no data" in res.reason
+
+
+def test_unreadable_constraint_during_the_window_aborts_at_once():
+    clock = FakeClock()
+    calls = iter([0.3, SignalError("blip")] + [0.3] * 10)
 
     def p99(_t):
         v = next(calls)
@@ -93,4 +102,19 @@ def test_check_errors_are_skipped_not_fatal():
         return v
 
     m, _ = measurer(clock, p99_ttft_seconds=p99)
+    res = m.measure(KnobClass.HOT)
+    assert res.outcome == "invalid" and res.aborted and res.signal_failure
+    assert "SLO p99 unreadable during window" in res.reason and "blip" in res.reason
+    assert clock.now() - 1_700_000_000.0 == 5 + 30  # stopped at the second check
+
+
+def test_ticks_report_time_left_and_readings():
+    clock = FakeClock()
+    m, _ = measurer(clock)
+    ticks = []
+    m.on_tick = ticks.append
     assert m.measure(KnobClass.HOT).valid
+    assert ticks[0].phase == "warm-up" and ticks[0].left_s == 0
+    window = [t for t in ticks if t.phase == "window"]
+    assert [t.left_s for t in window[:4]] == [45, 30, 15, 0]
+    assert window[1].readings == {"p99": 0.3} and "45s left" in window[0].describe()

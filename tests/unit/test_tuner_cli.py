@@ -100,3 +100,79 @@ def test_rollback_to_incumbent_and_unknown_experiment(world, capsys):
     assert applier.state == {"be/a": inc.params["a"], "be/b": inc.params["b"]}
     code = main(["rollback", "--state", str(state), "--experiment", "other"], factories)
     assert code == 1 and "no experiment named 'other'" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("tuneloop ")
+
+
+def test_status_report_and_audit_as_json(world, capsys, tmp_path):
+    import json
+
+    _, factories, exp, state = world
+    main(["tune", str(exp), "--apply", "--state", str(state), "--trials", "2"], factories)
+    capsys.readouterr()
+    assert main(["status", "--state", str(state), "--output", "json"], factories) == 0
+    data = json.loads(capsys.readouterr().out)
+    (weights,) = data["experiments"]
+    assert weights["name"] == "weights" and weights["incumbent"]["trial"] >= 1
+    assert [t["number"] for t in weights["trials"]][:2] == [1, 2]
+    assert {"state", "kind", "params", "objective"} <= set(weights["trials"][0])
+    assert main(["report", "--state", str(state), "--out", str(tmp_path / "r"),
+                 "--output", "json"], factories) == 0  # fmt: skip
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert any(f.endswith("weights.md") for f in files)
+    assert main(["audit", str(state), "--output", "json", "--experiment", "weights"],
+                factories) == 0  # fmt: skip
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    actions = [e["action"] for e in entries]
+    assert {"propose", "apply", "result", "promote"} <= set(actions)
+    assert all(e["experiment"] == "weights" for e in entries)
+    assert main(["audit", "--state", str(state), "--experiment", "other"], factories) == 0
+    assert capsys.readouterr().out.strip() == "no audit entries"
+
+
+def test_audit_text_and_since(world, capsys):
+    _, factories, exp, state = world
+    main(["tune", str(exp), "--apply", "--state", str(state), "--trials", "1"], factories)
+    capsys.readouterr()
+    assert main(["audit", str(state)], factories) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(" weights propose trial 1 " in line for line in lines)
+    factories.clock().sleep(7200)  # two hours later, nothing is newer than one hour
+    assert main(["audit", str(state), "--since", "1h"], factories) == 0
+    assert capsys.readouterr().out.strip() == "no audit entries"
+    assert main(["audit", str(state), "--since", "soon"], factories) == 2
+    assert "error: --since" in capsys.readouterr().err
+
+
+def test_failing_signals_exit_4_with_the_system_on_the_initial_configuration(world, capsys):
+    applier, factories, exp, state = world
+    _, signals = factories.appliers(None), factories.signals(None)
+    signals.overrides.update(p50_ttft_seconds=None, p99_ttft_seconds=0.2)
+    code = main(["tune", str(exp), "--apply", "--state", str(state)], factories)
+    assert code == 4
+    assert "error: signals failing: 3 consecutive" in capsys.readouterr().err
+    assert applier.state == {"be/a": 40, "be/b": 60}
+
+
+def test_json_logs_carry_experiment_and_trial(world, capsys):
+    import json
+    import logging
+
+    _, factories, exp, state = world
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        main(["--log-format", "json", "tune", str(exp), "--apply", "--state", str(state),
+              "--trials", "1"], factories)  # fmt: skip
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    events = {r.get("event") for r in records if r.get("trial") == 1}
+    assert {"proposed", "applied", "measured"} <= events
+    assert all(r["experiment"] == "weights" for r in records if "event" in r)

@@ -1,0 +1,153 @@
+"""How the tuner is put together: :class:`Factories` and the one :func:`build_loop`.
+
+Every entry point (``tune``, ``rollback``, the controller, the demo, the lab benchmarks) builds
+its tuning loop here, so the store, audit log, metrics and event sink are wired the same way
+everywhere. Appliers, signals and the clock come from :class:`Factories`; the defaults build the
+appliers registry's instances, Prometheus and wall time, and callers (tests, the simulated
+fleet, the lab) pass their own. This module imports no command line code, so commands, the
+controller and the demo can all import it without an import circle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneloop.clock import Clock, RealClock
+from tuneloop.validation import ConfigError
+from tuner.appliers.base import Applier
+from tuner.audit import AuditLog
+from tuner.loop import TuningLoop
+from tuner.metrics import TunerMetrics
+from tuner.progress import Progress
+from tuner.signals.base import Signals
+from tuner.spec import Experiment
+from tuner.store import TrialStore
+from tuner.strategy.base import Strategy
+
+if TYPE_CHECKING:
+    from tuner.kube.client import KubeClient
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "trials.db"
+AUDIT_FILE = "audit.jsonl"
+
+
+def registry_appliers(exp: Experiment) -> dict[str, Applier]:
+    """Applier instances from the appliers registry; errors name ``appliers.<name>``."""
+    from tuner.appliers.registry import build_applier
+
+    return {
+        name: build_applier(spec.kind, spec.options, f"appliers.{name}")
+        for name, spec in exp.appliers.items()
+    }
+
+
+def prometheus_signals(exp: Experiment) -> Signals:
+    """A Prometheus backend from the experiment's ``signals:`` section."""
+    from tuner.signals.prometheus import PrometheusSignals
+
+    url = exp.signals.get("prometheus")
+    if not isinstance(url, str) or not url:
+        raise ConfigError("signals.prometheus", "is required: the Prometheus base URL")
+    return PrometheusSignals(url, timeout_s=exp.signals["timeout"], retries=exp.signals["retries"])
+
+
+def cluster_client() -> KubeClient:
+    """The in-cluster client (else the kubeconfig's) for Kubernetes Events."""
+    from tuner.kube.client import KubeClient
+
+    return KubeClient.connect()
+
+
+@dataclass
+class Factories:
+    """How an entry point builds what an experiment needs.
+
+    ``kube_events`` None means "never send Kubernetes Events" (the demo, the lab benchmarks).
+    """
+
+    appliers: Callable[[Experiment], dict[str, Applier]] = registry_appliers
+    signals: Callable[[Experiment], Signals] = prometheus_signals
+    clock: Callable[[], Clock] = RealClock
+    event_sink: Callable[[dict[str, Any]], None] | None = None
+    kube_events: Callable[[], KubeClient] | None = cluster_client
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def event_sink(
+    factories: Factories, experiments: Sequence[Experiment]
+) -> Callable[[dict[str, Any]], None] | None:
+    """The factories' sink, else Kubernetes Events when in a cluster (``KUBERNETES_SERVICE_HOST``
+    set, or an experiment with a k8s-* applier); None when there is no API server to reach."""
+    if factories.event_sink is not None:
+        return factories.event_sink
+    if factories.kube_events is None:
+        return None
+    from tuner.kube.events import KubeEventSink, in_cluster
+
+    if not in_cluster(experiments):
+        return None
+    try:
+        client = factories.kube_events()
+    except Exception as exc:  # the config loaders raise several types
+        log.warning("no Kubernetes Events: %s", exc)
+        return None
+    return KubeEventSink(client, experiments)
+
+
+def state_paths(state_dir: str | Path) -> tuple[Path, Path]:
+    """The trial store and the audit log under a state directory."""
+    root = Path(state_dir)
+    return root / STORE_FILE, root / AUDIT_FILE
+
+
+def build_loop(
+    experiment: Experiment,
+    factories: Factories,
+    state_dir: str | Path,
+    *,
+    store: TrialStore | None = None,
+    clock: Clock | None = None,
+    metrics: TunerMetrics | None = None,
+    audit: AuditLog | None = None,
+    progress: Progress | Callable[[str], None] | None = None,
+    strategy: Strategy | None = None,
+) -> TuningLoop:
+    """A tuning loop for ``experiment`` with its store and audit log under ``state_dir``.
+
+    Shared pieces (one store, clock, metrics and audit log for several experiments, as the
+    controller has) are passed in; the rest is built. Metric counters start from the store's
+    totals for the experiment. The caller closes ``loop.store``.
+    """
+    appliers = factories.appliers(experiment)  # before the store: a bad spec opens nothing
+    signals = factories.signals(experiment)
+    clock = clock or factories.clock()
+    db_path, audit_path = state_paths(state_dir)
+    opened = store is None
+    store = store or TrialStore(db_path, clock)
+    try:
+        if metrics is None:
+            metrics = TunerMetrics()
+        metrics.load(store, experiment.name)
+        if audit is None:
+            audit = AuditLog(audit_path, event_sink(factories, [experiment]), clock)
+        return TuningLoop(
+            experiment,
+            appliers,
+            signals,
+            store,
+            clock=clock,
+            audit=audit,
+            metrics=metrics,
+            progress=progress,
+            strategy=strategy,
+        )
+    except BaseException:
+        if opened:
+            store.close()
+        raise
