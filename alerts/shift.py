@@ -6,9 +6,6 @@ still shifted after 30 minutes is not a transient: it serves little traffic, the
 less capacity than planned, and the tuner holds every trial on that balancer meanwhile.
 """
 
-# PromQL and promtool series stay on one line each, as they are queried.
-# ruff: noqa: E501
-
 from tuneloop.generate.model import Alert, Case, Group, Runbook
 
 GROUPS = [
