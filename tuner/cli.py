@@ -26,11 +26,14 @@ from tuneloop.logs import add_logging_arguments, configure_logging
 from tuneloop.validation import ConfigError, duration
 from tuner.appliers.base import ApplierError
 from tuner.audit import AuditLog
+from tuner.check_cmd import add_check_command
+from tuner.preflight import PreflightError
 from tuner.signals.base import SignalError
 from tuner.spec import load_experiment, loads_experiment
 from tuner.status import audit_text, dumps, filter_entries, status_data, status_text
 from tuner.store import StoreError, TrialStore
 from tuner.wiring import Factories, build_loop, event_sink, state_paths
+from tuner.writer_lock import WRITER_TTL_S, HeartbeatClock
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +63,24 @@ def _output_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_tune(args: argparse.Namespace, factories: Factories) -> int:
+    """One writer (the store's lock), preflight, then the loop to its budget."""
     exp = load_experiment(args.experiment)
-    loop = build_loop(exp, factories, args.state)
+    appliers = factories.appliers(exp)  # a bad target or bound fails before anything opens
+    clock = HeartbeatClock(factories.clock())
+    db, _ = state_paths(args.state)
+    Path(args.state).mkdir(parents=True, exist_ok=True)
+    store = TrialStore(db, clock)
     try:
-        result = loop.run(max_trials=args.trials, apply=True if args.apply else None)
+        clock.hold(store.acquire_writer(exp.name, ttl_s=WRITER_TTL_S))
+        loop = build_loop(exp, factories, args.state, store=store, clock=clock, appliers=appliers)
+        try:
+            loop.preflight()
+            result = loop.run(max_trials=args.trials, apply=True if args.apply else None)
+        finally:
+            if args.metrics_file:
+                loop.metrics.write_textfile(args.metrics_file)
     finally:
-        if args.metrics_file:
-            loop.metrics.write_textfile(args.metrics_file)
-        loop.store.close()
+        store.close()  # releases the writer lock
     if result.signals_failed:
         print(f"error: {result.stopped}", file=sys.stderr)
         return EXIT_SIGNALS_FAILED
@@ -228,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(log_format=None, log_level=None)  # None: not given (see _configure_logs)
     sub = parser.add_subparsers(dest="command", required=True)
     add_tune_command(sub)
+    add_check_command(sub)
     add_status_command(sub)
     add_rollback_command(sub)
     add_report_command(sub)
@@ -238,18 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that act through the tuner's factories; the others take only their arguments.
-FACTORY_COMMANDS = frozenset({"tune", "status", "rollback", "report", "audit", "controller"})
+FACTORY_COMMANDS = frozenset(
+    {"tune", "check", "status", "rollback", "report", "audit", "controller"}
+)
 
 
 def _add_package_commands(sub: Any) -> None:
-    """Commands that live with their packages (demo, simulation, generation)."""
+    """Commands that live with their packages (demo, simulation, generation, schemas, shift)."""
     from tuneloop.generate.cli import add_generate_command
     from tuner.demo import add_demo_command
+    from tuner.schema_cmd import add_schema_command
+    from tuner.shift.cmd import add_shift_command
     from tuner.sim.cli import add_sim_commands
 
     add_demo_command(sub)
     add_sim_commands(sub)
     add_generate_command(sub)
+    add_schema_command(sub)
+    add_shift_command(sub)
 
 
 def _configure_logs(args: argparse.Namespace) -> None:
@@ -271,7 +291,7 @@ def main(argv: Sequence[str] | None = None, factories: Factories | None = None) 
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (ApplierError, SignalError, StoreError, OSError) as exc:
+    except (ApplierError, SignalError, StoreError, PreflightError, OSError) as exc:
         log.debug("%s failed", args.command, exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from tuneloop.clock import Clock
 from tuner.audit import AuditLog
-from tuner.controller_config import ControllerConfig, LeaseSettings
+from tuner.controller_config import ControllerConfig
 from tuner.loop import TuningLoop
 from tuner.metrics import TunerMetrics
 from tuner.signals.base import SignalError
 from tuner.spec import Experiment, load_experiment
 from tuner.store import TrialStore
 from tuner.wiring import Factories, build_loop, state_paths
+from tuner.writer_lock import WRITER_TTL_S, HeartbeatClock
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +121,16 @@ class Watch:
 class Controller:
     """Decides per experiment when to run a tuning round, and runs it."""
 
-    def __init__(self, config: ControllerConfig, loops: list[TuningLoop], clock: Clock) -> None:
+    def __init__(
+        self,
+        config: ControllerConfig,
+        loops: list[TuningLoop],
+        clock: Clock,
+        holder: str | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
+        self.holder = holder  # the writer lock's holder: the Lease identity in a cluster
         self.watches = [
             Watch(
                 lp.exp,
@@ -159,8 +165,17 @@ class Controller:
 
     def _round(self, w: Watch) -> None:
         """One tuning round: the experiment's trial budget on top of what is done."""
-        done = w.loop.recorder.finished_trials()
-        result = w.loop.run(max_trials=done + w.exp.budget.trials)
+        lock = w.loop.store.acquire_writer(w.exp.name, holder=self.holder, ttl_s=WRITER_TTL_S)
+        if isinstance(self.clock, HeartbeatClock):
+            self.clock.hold(lock)
+        try:
+            done = w.loop.recorder.finished_trials()
+            w.loop.preflight()  # a failure is this experiment's failed decision; nothing changed
+            result = w.loop.run(max_trials=done + w.exp.budget.trials)
+        finally:
+            if isinstance(self.clock, HeartbeatClock):
+                self.clock.drop(lock)
+            lock.release()
         if result.signals_failed:
             log.error("%s: round stopped: %s", w.exp.name, result.stopped,
                       extra={"experiment": w.exp.name})  # fmt: skip
@@ -193,24 +208,12 @@ class Controller:
             stop.wait(self.config.interval_s)
 
 
-def make_election(
-    lock: Any, lease: LeaseSettings, on_start: Callable[[], None], on_stop: Callable[[], None]
-) -> Any:
-    """A kubernetes ``LeaderElection`` over ``lock`` with the lease timings."""
-    from kubernetes.leaderelection import electionconfig, leaderelection
-
-    cfg = electionconfig.Config(
-        lock, lease.duration_s, lease.renew_deadline_s, lease.retry_period_s, on_start, on_stop
-    )
-    return leaderelection.LeaderElection(cfg)
-
-
 def run_controller(config: ControllerConfig, factories: Factories) -> int:
     """Serve metrics and tune while leader (or always, without ``lease:``).
 
     Returns 0 when stopped without a lease; with a lease, losing it ends the process with
     :data:`EXIT_LEADERSHIP_LOST` so the Pod restarts and stands for election again."""
-    clock = factories.clock()
+    clock = HeartbeatClock(factories.clock())
     store_path, audit_path = state_paths(config.state)
     store = TrialStore(store_path, clock)
     audit = AuditLog(audit_path, factories.event_sink, clock)
@@ -227,28 +230,23 @@ def run_controller(config: ControllerConfig, factories: Factories) -> int:
         )
         for path in config.experiments
     ]
-    controller = Controller(config, loops, clock)
+    holder = config.lease.identity if config.lease is not None else None
+    controller = Controller(config, loops, clock, holder=holder)
     if config.metrics_port:
         metrics.serve(config.metrics_port)
     stop = threading.Event()
     if config.lease is None:
         controller.run(stop)
         return 0
-    from kubernetes import config as kube_config
-    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+    from tuner.kube.election import lease_election
 
-    try:
-        kube_config.load_incluster_config()
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()
-    lock = LeaseLock(config.lease.name, config.lease.namespace, config.lease.identity)
     lost = threading.Event()
 
     def on_stop() -> None:
         lost.set()
         stop.set()
 
-    make_election(lock, config.lease, lambda: controller.run(stop), on_stop).run()
+    lease_election(config.lease, lambda: controller.run(stop), on_stop).run()
     if lost.is_set():
         log.error("leadership lost: exiting so another replica can lead")
         return EXIT_LEADERSHIP_LOST

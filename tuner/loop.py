@@ -41,6 +41,7 @@ from tuner.guard import Guard
 from tuner.history import history, result_of, start_strategy
 from tuner.measure import Measurer, MeasureResult
 from tuner.metrics import TunerMetrics
+from tuner.preflight import PreflightError, PreflightReport, run_preflight
 from tuner.progress import Progress, fmt
 from tuner.promoter import Promoter
 from tuner.recorder import TrialRecorder
@@ -86,6 +87,7 @@ class TuningLoop:
         progress: Progress | Callable[[str], None] | None = None,
         strategy: Strategy | None = None,
         max_signal_failures: int | None = None,
+        paused: Callable[[], str | None] | None = None,
     ) -> None:
         self.exp = experiment
         self.name = experiment.name
@@ -114,6 +116,7 @@ class TuningLoop:
             experiment, self.space, self.runner, self.recorder, self._wait_to_apply
         )
         self._strategy = strategy
+        self.paused = paused
         configured = getattr(experiment.safety, "max_signal_failures", None)
         self.max_signal_failures = max_signal_failures or configured or MAX_SIGNAL_FAILURES
 
@@ -154,6 +157,16 @@ class TuningLoop:
         self.recorder.manual_rollback(to, restored)
         return restored
 
+    def preflight(self) -> PreflightReport:
+        """Safety invariant 1: every signal answers and every knob reads before any change;
+        :class:`PreflightError` (nothing changed) otherwise."""
+        report = run_preflight(self.exp, self.targets.appliers, self.signals)
+        for line in report.text().splitlines():
+            log.info("%s", line, extra={"experiment": self.name})
+        if not report.ok:
+            raise PreflightError(report)
+        return report
+
     # trials and promotion -----------------------------------------------------------------------
     def run_trial(
         self, params: Params, kind: str = TrialKind.TRIAL, note: str = "", label: str = "#{number}"
@@ -191,6 +204,9 @@ class TuningLoop:
             if wall is not None and self.clock.now() - started >= wall:
                 stopped = "budget: wall time"
                 break
+            if self._hold_for_shift(started, wall):
+                stopped = "budget: wall time (waiting for a traffic shift to end)"
+                break
             inc = self.recorder.incumbent()
             proposal = strategy.ask()
             params, notes = self.guard.constrain(proposal, inc[0].params if inc else current)
@@ -215,6 +231,20 @@ class TuningLoop:
                 self.recorder.stopped(stopped, error=True)
                 return self._finish(stopped, apply_mode, signals_failed=True)
         return self._finish(stopped, apply_mode)
+
+    def _hold_for_shift(self, started: float, wall: float | None) -> bool:
+        """Wait while a traffic shift is active on this experiment's balancer (no fighting over
+        its weights); True when the wall budget ran out waiting."""
+        said = False
+        while self.paused is not None and (why := self.paused()) is not None:
+            if not said:
+                self.progress.line(f"{self.name}: no new trial while {why}")
+                log.info("%s: holding: %s", self.name, why, extra={"experiment": self.name})
+                said = True
+            if wall is not None and self.clock.now() - started >= wall:
+                return True
+            self.clock.sleep(self.exp.measurement.check_interval_s)
+        return False
 
     def _finish(self, stopped: str, apply_mode: bool, signals_failed: bool = False) -> LoopResult:
         inc = self.recorder.incumbent()

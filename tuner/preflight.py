@@ -157,6 +157,18 @@ def check_signal(label: str, ref: SignalRef, signals: Signals, window_s: float) 
     return SignalCheck(label, ref.describe(), value=value)
 
 
+class PreflightError(Exception):
+    """Preflight failed: the run must not change anything. Carries the report."""
+
+    def __init__(self, report: PreflightReport) -> None:
+        failed = [f"{s.label} ({s.query}): {s.error}" for s in report.signals if not s.ok]
+        failed += [f"knob {k.name}: {', '.join(k.errors)}" for k in report.knobs if not k.ok]
+        super().__init__(
+            f"preflight of {report.experiment!r} failed, nothing was changed: " + "; ".join(failed)
+        )
+        self.report = report
+
+
 def run_preflight(
     experiment: Experiment, appliers: Mapping[str, Applier], signals: Signals
 ) -> PreflightReport:

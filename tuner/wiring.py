@@ -11,7 +11,7 @@ controller and the demo can all import it without an import circle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from tuner.audit import AuditLog
 from tuner.loop import TuningLoop
 from tuner.metrics import TunerMetrics
 from tuner.progress import Progress
+from tuner.shift.state import shift_pause
 from tuner.signals.base import Signals
 from tuner.spec import Experiment
 from tuner.store import TrialStore
@@ -38,12 +39,21 @@ AUDIT_FILE = "audit.jsonl"
 
 
 def registry_appliers(exp: Experiment) -> dict[str, Applier]:
-    """Applier instances from the appliers registry; errors name ``appliers.<name>``."""
-    from tuner.appliers.registry import build_applier
+    """Applier instances from the appliers registry, each knob's target and bounds checked
+    against what its system accepts; errors name ``appliers.<name>`` or ``knobs[i]``."""
+    from tuner.appliers.registry import build_appliers
+
+    return build_appliers(exp)
+
+
+def balancers(exp: Experiment) -> set[str]:
+    """The balancers this experiment sets weights on (a traffic shifter may hold them)."""
+    from tuner.shift.state import balancer_identity
 
     return {
-        name: build_applier(spec.kind, spec.options, f"appliers.{name}")
-        for name, spec in exp.appliers.items()
+        balancer_identity(spec.kind, spec.options)
+        for spec in exp.appliers.values()
+        if spec.kind in ("haproxy", "nginx")
     }
 
 
@@ -117,6 +127,7 @@ def build_loop(
     audit: AuditLog | None = None,
     progress: Progress | Callable[[str], None] | None = None,
     strategy: Strategy | None = None,
+    appliers: Mapping[str, Applier] | None = None,
 ) -> TuningLoop:
     """A tuning loop for ``experiment`` with its store and audit log under ``state_dir``.
 
@@ -124,7 +135,8 @@ def build_loop(
     controller has) are passed in; the rest is built. Metric counters start from the store's
     totals for the experiment. The caller closes ``loop.store``.
     """
-    appliers = factories.appliers(experiment)  # before the store: a bad spec opens nothing
+    if appliers is None:  # before the store: a bad spec opens nothing
+        appliers = factories.appliers(experiment)
     signals = factories.signals(experiment)
     clock = clock or factories.clock()
     db_path, audit_path = state_paths(state_dir)
@@ -136,6 +148,7 @@ def build_loop(
         metrics.load(store, experiment.name)
         if audit is None:
             audit = AuditLog(audit_path, event_sink(factories, [experiment]), clock)
+        held = balancers(experiment)
         return TuningLoop(
             experiment,
             appliers,
@@ -146,6 +159,7 @@ def build_loop(
             metrics=metrics,
             progress=progress,
             strategy=strategy,
+            paused=shift_pause(Path(state_dir), held) if held else None,
         )
     except BaseException:
         if opened:

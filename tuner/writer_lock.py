@@ -42,10 +42,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 
+from tuneloop.clock import Clock
 from tuner.store_errors import LockLostError, StoreError, WriterLockedError
 from tuner.store_schema import immediate
 
 log = logging.getLogger(__name__)
+
+# A tuner's lock outlives a silent stretch this long; its waits heartbeat every 10 s.
+WRITER_TTL_S = 120.0
 
 
 def default_holder() -> str:
@@ -198,3 +202,43 @@ class WriterLock:
 
     def __repr__(self) -> str:
         return f"WriterLock({self.experiment!r}, holder={self.holder!r}, token={self.token})"
+
+
+class HeartbeatClock:
+    """A clock whose waits keep writer locks alive: the loop's sleeps heartbeat as they pass.
+
+    The tuning loop waits through warm-ups, measurement windows, cooldowns and freeze windows on
+    its clock, so heartbeating there (at most every ``every_s``, in slices no longer than that)
+    keeps the locks live through a long wait without a thread touching the store's connection.
+    """
+
+    def __init__(self, clock: Clock, every_s: float = 10.0) -> None:
+        self.clock = clock
+        self.every_s = every_s
+        self.locks: list[WriterLock] = []
+        self._last = clock.now()
+
+    def hold(self, lock: WriterLock) -> WriterLock:
+        """Heartbeat ``lock`` from now on."""
+        self.locks.append(lock)
+        return lock
+
+    def drop(self, lock: WriterLock) -> None:
+        if lock in self.locks:
+            self.locks.remove(lock)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def _beat(self) -> None:
+        if self.clock.now() - self._last >= self.every_s:
+            for lock in list(self.locks):
+                lock.heartbeat()
+            self._last = self.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        end = self.clock.now() + max(0.0, seconds)
+        self._beat()
+        while (left := end - self.clock.now()) > 0:
+            self.clock.sleep(min(left, self.every_s))
+            self._beat()

@@ -11,8 +11,9 @@ from kubernetes.client.rest import ApiException
 from tests.unit.test_loop import make
 from tuneloop.clock import RealClock
 from tuneloop.validation import ConfigError
-from tuner.controller import Controller, Decision, DecisionKind, Ema, Hysteresis, make_election
+from tuner.controller import Controller, Decision, DecisionKind, Ema, Hysteresis
 from tuner.controller_config import ControllerConfig, LeaseSettings, load_controller_config
+from tuner.kube.election import make_election
 
 
 def freeze_time(when: str):
@@ -176,12 +177,14 @@ def test_an_error_in_one_experiment_does_not_stop_the_others(tmp_path, caplog):
         tmp_path / "a", EXPERIMENT.replace("name: weights", "name: broken")
     )
     broken_signals.overrides["p50_ttft_seconds"] = 1.0  # observed fine: a round starts
-    broken_applier.state.clear()  # every read fails: the round raises
+    broken_signals.state = lambda: {"be/a": 50, "be/b": 50}  # the signals still answer
+    broken_applier.state.clear()  # every read fails: preflight stops the round
     loop, _, _, store, clock, _ = make(tmp_path / "b", start=(40, 60))
     ctl = Controller(config(tmp_path), [broken, loop], clock)
     with caplog.at_level("ERROR", logger="tuner.controller"):
         first = ctl.tick()
-    assert first["broken"].kind == DecisionKind.FAILED and "ApplierError" in str(first["broken"])
+    assert first["broken"].kind == DecisionKind.FAILED and "PreflightError" in str(first["broken"])
+    assert "unknown target" in str(first["broken"])
     assert first["weights"].starts_round and store.incumbent("weights") is not None
     assert any(r.experiment == "broken" for r in caplog.records)
     assert ctl.tick()["broken"].kind == DecisionKind.FAILED  # still watched, still failing

@@ -15,8 +15,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 from tests.fakes.kube_apiserver import FakeApiServer
-from tuner.controller import make_election
 from tuner.controller_config import LeaseSettings
+from tuner.kube.election import make_election
 
 pytestmark = pytest.mark.timeout(30)
 

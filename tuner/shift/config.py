@@ -30,6 +30,7 @@ import yaml
 
 from tuneloop import validation as v
 from tuner.shift.policy import ShiftSettings
+from tuner.shift.state import balancer_identity
 from tuner.signals.base import SignalRef
 
 METRICS = {
@@ -60,7 +61,7 @@ class ShiftConfig:
     @property
     def balancer(self) -> str:
         """An identity for the balancer, shared with the tuner's pause check."""
-        return f"{self.balancer_kind}:{self.balancer_options.get('address', '')}"
+        return balancer_identity(self.balancer_kind, self.balancer_options)
 
 
 def _default_query(metric: str, quantile: float, inference_target: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,26 @@ from tuner.shift.policy import ReplicaState
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 UNKNOWN = "*"  # a state file that cannot be read: every balancer counts as busy
+
+
+def balancer_identity(kind: str, options: Mapping[str, Any]) -> str:
+    """One name for a balancer, shared by the shifter's config and the tuner's experiments."""
+    where = options.get("address") or options.get("upstream_file") or options.get("upstream")
+    return f"{kind}:{where or ''}"
+
+
+def shift_pause(state_dir: Path, balancers: set[str]) -> Callable[[], str | None]:
+    """A check for the tuning loop: why not to start a trial now (a shift active on one of
+    ``balancers``), or None."""
+
+    def paused() -> str | None:
+        active = active_balancers(state_dir)
+        if UNKNOWN in active:
+            return f"a shifter's state file under {state_dir} cannot be read"
+        busy = sorted(active & balancers)
+        return f"traffic shift active on {', '.join(busy)}" if busy else None
+
+    return paused
 
 
 def state_path(state_dir: Path, name: str) -> Path:
