@@ -152,3 +152,13 @@ def test_default_query_reads_the_agents_histogram() -> None:
     assert "tuneloop_inference_e2e_latency_seconds_bucket" in query
     assert 'target="r1"' in query and query.startswith("histogram_quantile(0.99,")
     assert json.dumps(config.settings.threshold_s) == "0.2"
+
+
+def test_the_shipped_example_loads() -> None:
+    from tests.paths import ROOT
+    from tuner.shift.config import load_shift_config
+
+    config = load_shift_config(ROOT / "examples" / "shift.yaml")
+    assert config.balancer == "haproxy:/run/haproxy/admin.sock"
+    assert [r.target for r in config.replicas] == [f"llm/replica-{x}" for x in "abc"]
+    assert config.settings.relative == 2.0 and config.settings.hold_s == 60.0
