@@ -14,7 +14,7 @@ SIGSTOP/SIGCONT throttle), ``after``. Reported: P99 per phase, the ratios to sta
 leastconn during the incident, the time from the slowdown to the first shift, from the smoothed
 P99 crossing the threshold to the first shift (in intervals), from recovery to full restore, and
 the number of weight reversals. Results go to bench/results/lab_shift.json.
-Run: ``.venv/bin/python -m bench.lab_shift [--rate 14] [--incident 60]``.
+Run: ``.venv/bin/python -m bench.lab_shift [--rate 23] [--incident 60]``.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def shifter_for(lab: Lab, state: Path, args: argparse.Namespace) -> Shifter:
                 "clear_ratio": 0.7,
                 "hold": f"{args.hold}s",
                 "ema_alpha": 0.5,
-                "step_ratio": 0.25,
+                "step_ratio": args.step,
                 "min_weight": 1,
                 "max_drained": 1,
             },
@@ -177,16 +177,17 @@ def shift_timing(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=14.0, help="offered requests per second")
+    parser.add_argument("--rate", type=float, default=23.0, help="offered requests per second")
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--before", type=float, default=30.0)
     parser.add_argument("--incident", type=float, default=60.0)
     parser.add_argument("--after", type=float, default=45.0)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--interval", type=float, default=2.0, help="shifter interval (s)")
-    parser.add_argument("--window", type=float, default=6.0, help="P99 window (s)")
+    parser.add_argument("--interval", type=float, default=1.0, help="shifter interval (s)")
+    parser.add_argument("--window", type=float, default=4.0, help="P99 window (s)")
     parser.add_argument("--threshold", type=float, default=0.5, help="P99 trip threshold (s)")
     parser.add_argument("--hold", type=float, default=10.0, help="restore hold (s)")
+    parser.add_argument("--step", type=float, default=0.5, help="step, a fraction of baseline")
     args = parser.parse_args()
     results: dict[str, Any] = {"settings": vars(args), "arms": {}}
     with tempfile.TemporaryDirectory() as tmpdir:

@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from tuneloop.schema import (
+from tuneloop.schema_decl import (
     Declared,
     Scope,
     Setting,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from tuneloop import validation as v
-from tuneloop.schema import (
+from tuneloop.schema_decl import (
     ConfigErrors,
     Declared,
     Scope,

@@ -1,6 +1,6 @@
 """``tuneloop schema NAME``: the JSON Schema of a configuration file, from its declaration.
 
-``NAME`` is experiment, agent, controller or node-tuning. ``--write`` refreshes the committed
+``NAME`` is experiment, agent, controller, node-tuning or shift. ``--write`` refreshes the committed
 files under ``schemas/`` (editors load them through the ``# yaml-language-server: $schema=...``
 line at the top of each example and deploy file); ``--check`` writes nothing and exits 1 when a
 committed file is stale. The agent's and node-tuning declarations live in the core package, so
@@ -18,6 +18,7 @@ from tuneloop.agent_settings import AgentConfig
 from tuneloop.node_tuning_settings import DesiredState
 from tuneloop.schema_json import document_schema, render
 from tuner.controller_config import ControllerConfig
+from tuner.shift.config import ShiftConfig
 from tuner.spec import Experiment
 
 SCHEMAS: dict[str, tuple[type, str]] = {
@@ -25,6 +26,7 @@ SCHEMAS: dict[str, tuple[type, str]] = {
     "agent": (AgentConfig, "tuneloop-agent configuration"),
     "controller": (ControllerConfig, "tuneloop controller configuration"),
     "node-tuning": (DesiredState, "tuneloop node-tuning desired state"),
+    "shift": (ShiftConfig, "tuneloop traffic shifter configuration"),
 }
 SCHEMA_DIR = "schemas"
 REGENERATE = "tuneloop schema --write (or: python -m tuner.schema_cmd --write)"

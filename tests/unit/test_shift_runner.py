@@ -134,10 +134,13 @@ def test_a_damaged_state_file_counts_as_active(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"replicas": [{"target": "llm/r0"}]}, "replicas: must list at least two"),
+        ({"replicas": [{"target": "llm/r0"}]}, "replicas: must hold at least 2 items"),
         ({"balancer": {"kind": "envoy"}}, "balancer.kind: must be one of haproxy, nginx"),
         ({"policy": {"clear_ratio": 1.5}}, "policy.clear_ratio"),
-        ({"replicas": [{"target": "a", "inference_target": 'x"y'}, {"target": "b"}]}, "quotes"),
+        (
+            {"replicas": [{"target": "a", "inference_target": 'x"y'}, {"target": "b"}]},
+            "replicas.0.inference_target: cannot go into a PromQL label|replicas\\[0\\]",
+        ),
         ({"latency": {"metric": "tpot"}}, "latency.metric: must be one of e2e, ttft, itl"),
     ],
 )

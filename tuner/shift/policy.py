@@ -28,6 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from tuneloop.schema import setting
+from tuneloop.validation import fail, join
+
 
 class ShiftAction(StrEnum):
     """What the policy did to one replica in one interval."""
@@ -39,33 +42,58 @@ class ShiftAction(StrEnum):
 
 @dataclass(frozen=True)
 class ShiftSettings:
-    """The policy's parameters (validated by the config loader)."""
+    """The policy's parameters: the ``policy:`` section of a shifter's file."""
 
-    ema_alpha: float = 0.5
-    threshold_s: float | None = 0.2
-    relative: float | None = None
-    clear_ratio: float = 0.8
-    hold_s: float = 30.0
-    step_ratio: float = 0.25
-    min_weight: int = 1
-    max_drained: int = 1
-    headroom_ratio: float = 1.0
+    ema_alpha: float = setting(
+        0.5, positive=True, maximum=1, help="Weight of the newest reading in the moving average."
+    )
+    relative: float | None = setting(
+        None, minimum=1, help="Degraded above this multiple of the fleet's median smoothed P99."
+    )
+    threshold_s: float | None = setting(
+        0.2, key="threshold", kind="duration",
+        derive=lambda scope: None if scope.values.get("relative") is not None else 0.2,
+        default_text="200ms, or none when relative is set",
+        help="Degraded above this smoothed P99 (with relative too: the lower of the two).",
+    )  # fmt: skip
+    clear_ratio: float = setting(
+        0.8, positive=True, maximum=1,
+        help="Restore once under this fraction of the trip threshold (hysteresis).",
+    )  # fmt: skip
+    hold_s: float = setting(
+        30.0, key="hold", kind="duration", positive=False,
+        help="How long a replica stays under the clear line before its weight is restored.",
+    )  # fmt: skip
+    step_ratio: float = setting(
+        0.25, positive=True, maximum=1, help="Weight step per interval, a fraction of baseline."
+    )
+    min_weight: int = setting(1, minimum=0, help="Never below this weight (0 drains fully).")
+    max_drained: int = setting(1, minimum=1, help="At most this many replicas shifted at once.")
+    headroom_ratio: float = setting(
+        1.0, positive=True, maximum=1,
+        help="No step while a replica that would take the load is over this fraction of the "
+        "trip threshold (1.0: not degraded itself).",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
+        self.check_config("policy")
+
+    def check_config(self, field: str) -> None:
         if self.threshold_s is None and self.relative is None:
-            raise ValueError("set threshold_s, relative, or both")
-        if not 0 < self.ema_alpha <= 1:
-            raise ValueError(f"ema_alpha must be in (0, 1], got {self.ema_alpha}")
-        if not 0 < self.clear_ratio < 1:
-            raise ValueError(f"clear_ratio must be in (0, 1), got {self.clear_ratio}")
-        if not 0 < self.step_ratio <= 1:
-            raise ValueError(f"step_ratio must be in (0, 1], got {self.step_ratio}")
-        if not 0 < self.headroom_ratio <= 1:
-            raise ValueError(f"headroom_ratio must be in (0, 1], got {self.headroom_ratio}")
-        if self.relative is not None and self.relative <= 1:
-            raise ValueError(f"relative must be above 1, got {self.relative}")
-        if self.min_weight < 0 or self.max_drained < 1 or self.hold_s < 0:
-            raise ValueError("min_weight >= 0, max_drained >= 1 and hold_s >= 0 are required")
+            fail(field, "set threshold_s, relative, or both")
+        checks = (
+            ("ema_alpha", 0 < self.ema_alpha <= 1, "must be in (0, 1]"),
+            ("clear_ratio", 0 < self.clear_ratio < 1, "must be in (0, 1)"),
+            ("step_ratio", 0 < self.step_ratio <= 1, "must be in (0, 1]"),
+            ("headroom_ratio", 0 < self.headroom_ratio <= 1, "must be in (0, 1]"),
+            ("relative", self.relative is None or self.relative > 1, "must be above 1"),
+            ("min_weight", self.min_weight >= 0, "must be at least 0"),
+            ("max_drained", self.max_drained >= 1, "must be at least 1"),
+            ("hold", self.hold_s >= 0, "must not be negative"),
+        )
+        for name, ok, why in checks:
+            if not ok:
+                fail(join(field, name), f"{why}, got {getattr(self, name, self.hold_s)}")
 
 
 @dataclass(frozen=True)
