@@ -16,7 +16,7 @@ from typing import Any
 from tuneloop.validation import ConfigError
 from tuner.appliers.base import Value
 from tuner.space import Space, coerce
-from tuner.strategy.base import InfeasibleLiar, Params, Strategy, TrialResult
+from tuner.strategy.base import BestObserved, InfeasibleLiar, Params, Strategy, TrialResult
 
 
 def import_optuna() -> Any:
@@ -65,6 +65,7 @@ class OptunaTPE(Strategy):
             self._study.enqueue_trial(dict(point), skip_if_exists=True)
         self._pending: list[Any] = []
         self._liar = InfeasibleLiar()
+        self.best_observed = BestObserved()
 
     def ask(self) -> Params:
         trial = self._study.ask(self._dists)
@@ -73,6 +74,7 @@ class OptunaTPE(Strategy):
 
     def tell(self, params: Mapping[str, Value], result: TrialResult) -> None:
         want = self.space.to_params(self.space.to_point(params))
+        self.best_observed.observe(want, result)
         value: float | None = None
         if (
             result.valid
