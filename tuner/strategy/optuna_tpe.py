@@ -3,7 +3,8 @@
 Optuna is imported when the strategy is built, so the tuner runs without it unless an experiment
 asks for ``optuna-tpe``. Initial points are enqueued trials. A told configuration that differs from
 the one asked (the guard clipped it) fails the asked trial and adds the measured one as a completed
-trial, so the sampler learns from what was really measured. Infeasible trials get the same
+trial, so the sampler learns from what was really measured. Another Optuna sampler may be passed
+(``sampler=``) to compare it behind the same seam. Infeasible trials get the same
 worst-feasible-plus-margin value as the GP strategy; invalid trials are failed, never valued.
 """
 
@@ -43,6 +44,7 @@ class OptunaTPE(Strategy):
         seed: int = 0,
         n_initial_points: int = 5,
         initial: Sequence[Params] = (),
+        sampler: Any | None = None,
     ) -> None:
         optuna = import_optuna()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -59,7 +61,8 @@ class OptunaTPE(Strategy):
                 )
             else:
                 self._dists[k.name] = dist.FloatDistribution(k.low, k.high, log=k.log)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_initial_points)
+        if sampler is None:
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_initial_points)
         self._study = optuna.create_study(direction="minimize", sampler=sampler)
         for point in initial:
             self._study.enqueue_trial(dict(point), skip_if_exists=True)
