@@ -24,7 +24,7 @@ from tuner.spec import load_experiment
 from tuner.wiring import Factories, build_loop
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lab-tcp-buffers.yaml"
-THROUGHPUT = SignalRef(signal="iperf3_throughput_bits_per_second")
+THROUGHPUT = SignalRef(signal="iperf3_throughput_bytes_per_second")
 
 
 def throughput(applier: NetnsBufferApplier, probe: Iperf3Probe, size: int, repeats: int) -> float:

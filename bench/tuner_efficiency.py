@@ -1,25 +1,32 @@
-"""Tuner efficiency on the simulated fleet: trials to reach the optimum, regret, decision time.
+"""Tuner efficiency on the simulated fleet: the true regret of what each strategy leaves applied.
 
-For each problem in ``tuner.sim.problems`` a grid oracle evaluates every grid point to find the
-feasible optimum of the (deterministic, common-random-numbers) objective, then each strategy runs
-``--trials`` trials for ``--seeds`` seeds, all in the same run:
+Noise comes from the simulator itself: every trial measures a finite window (``MEASURE_S`` after
+the warm-up) of random arrivals drawn for that trial, so two trials of one configuration differ
+as two real measurement windows do. Trial ``i`` of seed ``s`` uses the same window seed for every
+contender (common random numbers); windows never reuse the truth's seed.
 
-- ``tuneloop``: the default strategy (``tuner.strategy.skopt_gp.SkoptGP``, the registry's
-  defaults) seeded, by design, with the problem's current configuration and the space's domain
-  points (BDP for TCP windows, capacity-proportional balancer weights);
-- ``gp_minimize``: plain ``skopt.gp_minimize`` with its own defaults, infeasible trials scored
-  as a constant penalty;
-- ``random``: ``tuner.strategy.random_search.RandomSearch``;
-- ``optuna_tpe``: ``tuner.strategy.optuna_tpe.OptunaTPE`` (its defaults).
+After 10, 20 and 30 trials each strategy is scored on the *true* value of the configuration it
+would leave applied: its ``recommend()`` (for peers without one, the best feasible value
+observed; with nothing feasible yet, the problem's current configuration stays applied). The
+truth is one long, independent simulator run (``TRUTH_S`` seconds, its own seed), and the
+optimum is the grid oracle's true feasible optimum (or the best true feasible value any applied
+configuration reached, when a real-valued knob falls between grid levels). A configuration that
+violates an SLO in truth is a failure: its regret counts as infinite in the median and failures
+are reported as a rate.
 
-Every contender gets the same budget and sees the same objective; only ``tuneloop`` gets the
-current configuration and the domain hints. The optimum is the better of the grid's best and the
-best feasible value any contender found (a grid is finite; real knobs fall between its levels).
-Reported per strategy and problem: the median number of trials until the best feasible value is
-within 3% of the optimum (trials+1 when never), the median simple regret (relative to the optimum)
-after 15 and 30 trials, and the median decision time per trial (strategy time, evaluations
-excluded). Every worker limits BLAS to one thread, for every contender alike. Results are saved
-as JSON under bench/results/.
+Contenders, same budget, in the same run, peers at their defaults:
+
+- ``tuneloop``: ``SkoptGP`` (the registry's defaults) with the current configuration and the
+  space's domain points first (BDP for TCP windows, capacity-proportional balancer weights);
+- ``gp_minimize``: plain ``skopt.gp_minimize``, infeasible trials scored as a constant penalty;
+- ``random``: ``RandomSearch``;
+- ``optuna_tpe``: Optuna's ``TPESampler`` (its default 10 start-up trials);
+- ``optuna_gp``: Optuna's ``GPSampler``, when its dependency (torch) is installed; otherwise the
+  table says why it is absent.
+
+Reported per problem, strategy and checkpoint: the median relative regret with a bootstrap 95%
+interval of the median, the SLO-violation rate, and the median decision time per trial. Every
+worker limits BLAS to one thread, for every contender alike. Saved as JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -31,72 +38,51 @@ import multiprocessing as mp
 import statistics
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tuner.appliers.base import KnobClass
+from bench.tuner_efficiency_peers import make_strategy, optuna_gp_missing, spec_knobs
 from tuner.sim.problems import PROBLEMS, Problem, get_problem
-from tuner.space import Space, initial_points
-from tuner.spec import InitHint
-from tuner.spec import Knob as SpecKnob
-from tuner.strategy.base import TrialResult
+from tuner.space import Space
 
 PENALTY = 100.0
-STRATEGIES = ("tuneloop", "gp_minimize", "random", "optuna_tpe")
-_cache: dict[tuple[str, tuple[Any, ...]], tuple[float, bool]] = {}
+STRATEGIES = ("tuneloop", "gp_minimize", "random", "optuna_tpe", "optuna_gp")
+CHECKPOINTS = (10, 20, 30)
+TRUTH_S = 600.0
+TRUTH_SEED = 1_000_003
+_truth_cache: dict[tuple[str, tuple[Any, ...]], tuple[float, bool]] = {}
 
 
-def spec_knobs(problem: Problem) -> list[SpecKnob]:
-    """The problem's knobs as experiment knobs (what the tuner's Space takes)."""
-    out = []
-    for k in problem.knobs:
-        kind = {"int": "int", "real": "real", "cat": "categorical"}[k.kind]
-        init = None
-        if k.bdp is not None:
-            init = InitHint(bdp_bandwidth_bps=k.bdp[0], bdp_rtt_s=k.bdp[1])
-        elif k.capacity is not None:
-            init = InitHint(capacity=k.capacity)
-        out.append(
-            SpecKnob(
-                name=k.name,
-                type=kind,  # type: ignore[arg-type]
-                applier="sim",
-                target=k.name,
-                knob_class=KnobClass.HOT,
-                low=None if kind == "categorical" else k.low,
-                high=None if kind == "categorical" else k.high,
-                categories=k.choices,
-                log=k.log,
-                current=problem.initial.get(k.name),
-                init=init,
-            )
-        )
-    return out
-
-
-def evaluate(problem: Problem, params: Mapping[str, Any], seed: int) -> tuple[float, bool]:
+def truth(problem: Problem, params: Mapping[str, Any]) -> tuple[float, bool]:
+    """The configuration's true (value, feasible): one long independent run."""
     key = (problem.name, tuple(sorted(params.items())))
-    if key not in _cache:
-        value, feasible, _ = problem.evaluate(params, seed)
-        _cache[key] = (value, feasible)
-    return _cache[key]
+    if key not in _truth_cache:
+        value, feasible, _ = problem.evaluate(params, TRUTH_SEED, TRUTH_S)
+        _truth_cache[key] = (value, feasible)
+    return _truth_cache[key]
 
 
-def _grid_chunk(args: tuple[str, list[dict[str, Any]], int]) -> list[tuple[float, bool]]:
-    name, points, seed = args
+def window_seed(seed: int, trial: int) -> int:
+    """The arrivals of trial ``trial`` of run ``seed``: the same for every contender."""
+    return 1000 * seed + trial + 1
+
+
+def _grid_chunk(args: tuple[str, list[dict[str, Any]]]) -> list[tuple[float, bool]]:
+    name, points = args
     problem = get_problem(name)
-    return [evaluate(problem, p, seed) for p in points]
+    return [truth(problem, p) for p in points]
 
 
-def oracle(pool: Any, problem: Problem, seed: int) -> tuple[float, dict[str, Any], float]:
-    """Best feasible grid value, its params, and seconds spent."""
+def oracle(pool: Any, problem: Problem) -> tuple[float, dict[str, Any], float]:
+    """The grid's best true feasible value, its params, and seconds spent."""
     start = time.perf_counter()
     grid = problem.grid()
-    chunks = [(problem.name, grid[i : i + 64], seed) for i in range(0, len(grid), 64)]
-    results = [r for chunk in pool.map(_grid_chunk, chunks) for r in chunk]
+    chunks = [(problem.name, grid[i : i + 32]) for i in range(0, len(grid), 32)]
+    results = [r for chunk in pool.imap(_grid_chunk, chunks) for r in chunk]
     best, best_p = math.inf, {}
     for params, (value, feasible) in zip(grid, results, strict=True):
         if feasible and value < best:
@@ -104,213 +90,240 @@ def oracle(pool: Any, problem: Problem, seed: int) -> tuple[float, dict[str, Any
     return best, best_p, time.perf_counter() - start
 
 
-def run_strategy(args: tuple[str, str, int, int, int]) -> dict[str, Any]:
-    """One strategy on one problem for one seed: the trace of (value, feasible)."""
-    name, strategy, seed, trials, eval_seed = args
+def best_observed(trace: Sequence[tuple[dict[str, Any], float, bool]]) -> dict[str, Any] | None:
+    """The feasible configuration with the best measured value in ``trace``."""
+    feasible = [(v, p) for p, v, ok in trace if ok and math.isfinite(v)]
+    return min(feasible, key=lambda vp: vp[0])[1] if feasible else None
+
+
+def _gp_minimize_run(problem: Problem, space: Space, seed: int, trials: int) -> tuple[Any, float]:
+    from skopt import gp_minimize
+
+    trace: list[tuple[dict[str, Any], float, bool]] = []
+    evals = 0.0
+
+    def func(point: list[Any]) -> float:
+        nonlocal evals
+        t0 = time.perf_counter()
+        params = space.to_params(point)
+        value, feasible, _ = problem.evaluate(params, window_seed(seed, len(trace)))
+        evals += time.perf_counter() - t0
+        trace.append((params, value, feasible))
+        return value if feasible else PENALTY
+
+    t0 = time.perf_counter()
+    gp_minimize(func, space.dimensions(), n_calls=trials, random_state=seed)
+    applied = {k: best_observed(trace[:k]) for k in CHECKPOINTS if k <= trials}
+    return applied, time.perf_counter() - t0 - evals
+
+
+def run_strategy(args: tuple[str, str, int, int]) -> dict[str, Any]:
+    """One strategy on one problem for one seed: what it leaves applied at each checkpoint."""
+    name, strategy, seed, trials = args
     problem = get_problem(name)
-    knobs = spec_knobs(problem)
-    space = Space(knobs)
-    trace: list[tuple[float, bool]] = []
-    decide = 0.0
+    space = Space(spec_knobs(problem))
     warnings.simplefilter("ignore")
     if strategy == "gp_minimize":
-        from skopt import gp_minimize
-
-        evals = 0.0
-
-        def func(point: list[Any]) -> float:
-            nonlocal evals
-            t0 = time.perf_counter()
-            value, feasible = evaluate(problem, space.to_params(point), eval_seed)
-            evals += time.perf_counter() - t0
-            trace.append((value, feasible))
-            return value if feasible else PENALTY
-
-        t0 = time.perf_counter()
-        gp_minimize(func, space.dimensions(), n_calls=trials, random_state=seed)
-        decide = time.perf_counter() - t0 - evals
+        applied, decide = _gp_minimize_run(problem, space, seed, trials)
     else:
-        strat: Any
-        if strategy == "tuneloop":
-            from tuner.strategy.skopt_gp import SkoptGP
-
-            current = {k.name: problem.initial[k.name] for k in problem.knobs}
-            caps = {
-                k.name: float(k.init.capacity)
-                for k in knobs
-                if k.init is not None and isinstance(k.init.capacity, float)
-            }
-            strat = SkoptGP(space, seed=seed, initial=initial_points(knobs, current, caps))
-        elif strategy == "random":
-            from tuner.strategy.random_search import RandomSearch
-
-            strat = RandomSearch(space, seed=seed)
-        else:
-            from tuner.strategy.optuna_tpe import OptunaTPE
-
-            strat = OptunaTPE(space, seed=seed)
-        for _ in range(trials):
+        strat = make_strategy(strategy, problem, space, seed)
+        applied, decide = {}, 0.0
+        for i in range(trials):
             t0 = time.perf_counter()
             params = strat.ask()
             decide += time.perf_counter() - t0
-            value, feasible = evaluate(problem, params, eval_seed)
-            trace.append((value, feasible))
-            result = TrialResult(value if feasible else None, feasible=feasible)
+            value, feasible, _ = problem.evaluate(params, window_seed(seed, i))
+            result = _result(value, feasible)
             t0 = time.perf_counter()
             strat.tell(params, result)
+            if i + 1 in CHECKPOINTS:
+                applied[i + 1] = strat.recommend()
             decide += time.perf_counter() - t0
+    scored = {}
+    for k, params in applied.items():
+        chosen = dict(problem.initial) if params is None else dict(params)
+        value, feasible = truth(problem, chosen)
+        scored[k] = {"params": chosen, "true_value": value, "true_feasible": feasible}
     return {
         "problem": name,
         "strategy": strategy,
         "seed": seed,
-        "trace": trace,
-        "decision_s_per_trial": decide / max(1, len(trace)),
+        "applied": scored,
+        "decision_s_per_trial": decide / max(1, trials),
     }
 
 
-def summarise(run: Mapping[str, Any], optimum: float, trials: int) -> dict[str, float]:
-    """Trials to come within 3% of the optimum, and simple regret after 15 and 30 trials."""
-    best = math.inf
-    reach = trials + 1
-    regret: dict[int, float] = {}
-    for i, (value, feasible) in enumerate(run["trace"], start=1):
-        if feasible and value < best:
-            best = value
-        if reach > trials and best <= optimum + 0.03 * abs(optimum):
-            reach = i
-        if i in (15, 30):
-            regret[i] = max(0.0, (best - optimum) / abs(optimum)) if math.isfinite(best) else 1.0
-    return {"reach": reach, "regret15": regret.get(15, 1.0), "regret30": regret.get(30, 1.0)}
+def _result(value: float, feasible: bool) -> Any:
+    from tuner.strategy.base import TrialResult
+
+    ok = feasible and math.isfinite(value)
+    return TrialResult(value if ok else None, feasible=ok)
 
 
-def best_found(runs: list[dict[str, Any]]) -> float:
-    """The best feasible value any run saw."""
-    values = [v for r in runs for v, feasible in r["trace"] if feasible]
-    return min(values, default=math.inf)
+def median_ci(values: Sequence[float], rng: np.random.RandomState) -> tuple[float, float, float]:
+    """The median and a bootstrap 95% interval of the median (2,000 resamples)."""
+    data = np.asarray(values, dtype=float)
+    draws = rng.randint(0, len(data), size=(2000, len(data)))
+    medians = np.sort(np.median(data[draws], axis=1))  # order statistics: inf stays inf
+    low, high = medians[int(0.025 * len(medians))], medians[int(0.975 * len(medians)) - 1]
+    return float(np.median(data)), float(low), float(high)
 
 
-def _one_thread() -> None:
-    """Pool initializer: BLAS on one thread in every worker, for every contender alike."""
-    threadpool_limits(limits=1)
-    warnings.simplefilter("ignore")
+def score(runs: list[dict[str, Any]], optimum: float, k: int) -> list[float]:
+    """Relative true regret per run at checkpoint ``k``; an SLO violation is +inf."""
+    out = []
+    for r in runs:
+        a = r["applied"][k]
+        if not a["true_feasible"]:
+            out.append(math.inf)
+        else:
+            out.append(max(0.0, (a["true_value"] - optimum) / abs(optimum)))
+    return out
 
 
-def goals(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The issue's goals: best on >= 4 problems, <= half random's trials, <= TPE's trials."""
-    problems = report["problems"]
-    wins = [n for n, e in problems.items() if e["tuneloop_best"]]
-    half_random = [n for n, e in problems.items() if e["ratio_trials_vs_random"] <= 0.5]
-    vs_tpe = [n for n, e in problems.items() if e["ratio_trials_vs_tpe"] <= 1.0]
+def goals(problems: Mapping[str, Any]) -> dict[str, Any]:
+    """Regret@20 lowest or inside the best peer's interval; <= half of random's; no violations."""
+    best_or_tied, half_random, violations = [], [], {}
+    for name, entry in problems.items():
+        rows = entry["strategies"]
+        mine = rows["tuneloop"]["at"]["20"]
+        peers = {s: r["at"]["20"] for s, r in rows.items() if s != "tuneloop"}
+        best_peer = min(peers.values(), key=lambda row: row["median_regret"])
+        if mine["median_regret"] <= best_peer["median_regret"] or (
+            mine["median_regret"] <= best_peer["ci95"][1]
+        ):
+            best_or_tied.append(name)
+        if "random" in peers and mine["median_regret"] <= 0.5 * peers["random"]["median_regret"]:
+            half_random.append(name)
+        violations[name] = max(r["slo_violation_rate"] for r in rows["tuneloop"]["at"].values())
     return {
-        "best_on": wins,
-        "best_on_at_least_4": len(wins) >= min(4, len(problems)),
-        "half_of_random_on": half_random,
-        "half_of_random_everywhere": len(half_random) == len(problems),
-        "at_most_tpe_on": vs_tpe,
-        "at_most_tpe_everywhere": len(vs_tpe) == len(problems),
+        "best_or_within_ci_at_20": best_or_tied,
+        "best_everywhere": len(best_or_tied) == len(problems),
+        "half_of_random_at_20": half_random,
+        "half_of_random_on_4": len(half_random) >= min(4, len(problems)),
+        "tuneloop_slo_violation_rate": violations,
+        "no_violations": all(v == 0 for v in violations.values()),
     }
+
+
+def _fmt(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.3f}"
 
 
 def print_problem(name: str, entry: Mapping[str, Any]) -> None:
     print(
-        f"\n{name}: {entry['knobs']} knobs, grid {entry['grid_points']} points, optimum "
-        f"{entry['optimum']:.4g} (grid best {entry['grid_optimum']:.4g} at "
-        f"{entry['optimum_params']})"
+        f"\n{name}: {entry['knobs']} knobs, grid {entry['grid_points']}, true optimum "
+        f"{entry['optimum']:.4g} (grid {entry['grid_optimum']:.4g} at {entry['optimum_params']})"
     )
-    head = ("strategy", "trials->3%", "regret@15", "regret@30", "ms/trial")
-    print(f"{head[0]:<12} {head[1]:>10} {head[2]:>10} {head[3]:>10} {head[4]:>9}")
+    cols = "".join(f"{'regret@' + str(k) + ' [95% CI]':>26}" for k in CHECKPOINTS)
+    print(f"{'strategy':<12}{cols}{'SLO viol':>10}{'ms/trial':>10}")
     for s, row in entry["strategies"].items():
-        reach, ms = row["median_trials_to_3pct"], row["median_decision_ms"]
-        r15, r30 = (
-            "-" if row[k] is None else f"{row[k]:.3f}"
-            for k in ("median_regret_15", "median_regret_30")
-        )
-        print(f"{s:<12} {reach:>10.1f} {r15:>10} {r30:>10} {ms:>9.1f}")
+        cells = ""
+        for k in CHECKPOINTS:
+            at = row["at"].get(str(k))
+            if at is None:
+                cells += f"{'-':>26}"
+                continue
+            lo, hi = at["ci95"]
+            cells += f"{_fmt(at['median_regret']) + ' [' + _fmt(lo) + ', ' + _fmt(hi) + ']':>26}"
+        viol = max(a["slo_violation_rate"] for a in row["at"].values())
+        print(f"{s:<12}{cells}{viol:>10.2f}{row['median_decision_ms']:>10.1f}")
+    for s, why in entry.get("absent", {}).items():
+        print(f"{s:<12}absent: {why}")
+
+
+def _one_thread() -> None:
+    threadpool_limits(limits=1)
+    warnings.simplefilter("ignore")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--problems", nargs="*", default=list(PROBLEMS))
     ap.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--eval-seed", type=int, default=7)
     ap.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "tuner_efficiency.json")
     )
     args = ap.parse_args()
     started = time.perf_counter()
-    report: dict[str, Any] = {"config": vars(args), "problems": {}}
+    absent: dict[str, str] = {}
+    missing = optuna_gp_missing()
+    strategies = list(args.strategies)
+    if "optuna_gp" in strategies and missing:
+        strategies.remove("optuna_gp")
+        absent["optuna_gp"] = missing
+    report: dict[str, Any] = {
+        "config": {**vars(args), "truth_s": TRUTH_S, "checkpoints": list(CHECKPOINTS)},
+        "absent": absent,
+        "problems": {},
+    }
     with mp.Pool(args.workers, initializer=_one_thread) as pool:
-        grids = {name: oracle(pool, get_problem(name), args.eval_seed) for name in args.problems}
-        print(f"grid oracles done in {time.perf_counter() - started:.0f} s", flush=True)
+        grids = {name: oracle(pool, get_problem(name)) for name in args.problems}
+        print(f"grid oracles (true values) done in {time.perf_counter() - started:.0f} s")
         tasks = [
-            (name, s, seed, args.trials, args.eval_seed)
-            for name in args.problems
-            for s in args.strategies
+            (name, s, seed, args.trials)
             for seed in range(args.seeds)
+            for name in args.problems
+            for s in strategies
         ]
         runs: list[dict[str, Any]] = []
         for run in pool.imap_unordered(run_strategy, tasks, chunksize=1):
             runs.append(run)
-            if len(runs) % 20 == 0 or len(runs) == len(tasks):
-                print(f"{len(runs)}/{len(tasks)} runs", flush=True)
+            if len(runs) % 25 == 0 or len(runs) == len(tasks):
+                print(f"{len(runs)}/{len(tasks)} runs, {time.perf_counter() - started:.0f} s")
+    rng = np.random.RandomState(0)
     for name in args.problems:
         problem = get_problem(name)
         grid_best, best_p, oracle_s = grids[name]
         mine = [r for r in runs if r["problem"] == name]
-        optimum = min(grid_best, best_found(mine))
+        reached = [
+            a["true_value"] for r in mine for a in r["applied"].values() if a["true_feasible"]
+        ]
+        optimum = min([grid_best, *reached])
         rows: dict[str, Any] = {}
-        for s in args.strategies:
+        for s in strategies:
             of_s = sorted((r for r in mine if r["strategy"] == s), key=lambda r: r["seed"])
-            summ = [summarise(r, optimum, args.trials) for r in of_s]
+            at = {}
+            for k in CHECKPOINTS:
+                if k > args.trials:
+                    continue
+                regrets = score(of_s, optimum, k)
+                med, lo, hi = median_ci(regrets, rng)
+                viol = sum(not r["applied"][k]["true_feasible"] for r in of_s) / len(of_s)
+                at[str(k)] = {
+                    "median_regret": med,
+                    "ci95": [lo, hi],
+                    "slo_violation_rate": viol,
+                    "per_seed_regret": regrets,
+                }
             rows[s] = {
-                "median_trials_to_3pct": statistics.median(x["reach"] for x in summ),
-                "median_regret_15": statistics.median(x["regret15"] for x in summ),
-                "median_regret_30": statistics.median(x["regret30"] for x in summ),
+                "at": at,
                 "median_decision_ms": 1000
                 * statistics.median(r["decision_s_per_trial"] for r in of_s),
-                "per_seed_trials_to_3pct": [x["reach"] for x in summ],
             }
-        n_grid = len(problem.grid())
-        rows["grid_oracle"] = {
-            "median_trials_to_3pct": n_grid if grid_best <= optimum * 1.03 else n_grid + 1,
-            "median_regret_15": None,
-            "median_regret_30": max(0.0, (grid_best - optimum) / abs(optimum)),
-            "median_decision_ms": 0.0,
-        }
-        entry: dict[str, Any] = {
+        entry = {
             "knobs": len(problem.knobs),
-            "grid_points": n_grid,
+            "grid_points": len(problem.grid()),
             "grid_optimum": grid_best,
             "optimum": optimum,
             "optimum_params": best_p,
             "oracle_seconds": oracle_s,
             "strategies": rows,
+            "absent": absent,
         }
-        contenders = {
-            s: (r["median_trials_to_3pct"], r["median_regret_30"])
-            for s, r in rows.items()
-            if s != "grid_oracle"
-        }
-        if "tuneloop" in contenders:
-            entry["tuneloop_best"] = contenders["tuneloop"] <= min(contenders.values())
-            for peer, key in (("random", "random"), ("optuna_tpe", "tpe")):
-                if peer in rows:
-                    entry[f"ratio_trials_vs_{key}"] = (
-                        rows["tuneloop"]["median_trials_to_3pct"]
-                        / rows[peer]["median_trials_to_3pct"]
-                    )
         report["problems"][name] = entry
         print_problem(name, entry)
-    if {"tuneloop", "random", "optuna_tpe"} <= set(args.strategies):
-        report["goals"] = goals(report)
-        g = report["goals"]
+    if {"tuneloop", "random"} <= set(strategies) and args.trials >= 20:
+        g = report["goals"] = goals(report["problems"])
+        n = len(report["problems"])
         print(
-            f"\ntuneloop best (trials, then regret@30) on {len(g['best_on'])}/"
-            f"{len(report['problems'])} problems; <= half of random's trials on "
-            f"{len(g['half_of_random_on'])}; <= TPE's trials on {len(g['at_most_tpe_on'])}"
+            f"\ntuneloop regret@20 lowest or inside the best peer's 95% CI on "
+            f"{len(g['best_or_within_ci_at_20'])}/{n}; <= half of random's on "
+            f"{len(g['half_of_random_at_20'])}/{n}; "
+            f"SLO violations {g['tuneloop_slo_violation_rate']}"
         )
     report["elapsed_s"] = time.perf_counter() - started
     print(f"elapsed {report['elapsed_s']:.0f} s")

@@ -5,7 +5,7 @@ Decisions:
   (``4096 min(131072, max) max``), in *both* namespaces of the link (sender and receiver), through
   the agent's node-tuning reconciler, so the same allowlist, journal and read-back apply as on a
   GPU node. Each change is a new desired-state generation.
-- The probe is a Signals backend answering ``iperf3_throughput_bits_per_second`` by running one
+- The probe is a Signals backend answering ``iperf3_throughput_bytes_per_second`` by running one
   iperf3 test across the link when asked: on a two-namespace lab there is no continuous traffic to
   read a rate from. A result is reused for ``reuse_s`` seconds, so the loop's rate check and its
   objective read in the same measurement share one test rather than running two.
@@ -26,7 +26,7 @@ from tuner.signals.base import SignalError, SignalRef, Signals
 
 TARGET = "tcp_buffer_max"
 KEYS = ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem")
-THROUGHPUT = "iperf3_throughput_bits_per_second"
+THROUGHPUT = "iperf3_throughput_bytes_per_second"
 
 
 def triple(max_bytes: int) -> str:
@@ -96,7 +96,7 @@ class Iperf3Probe(Signals):
         self.port = port
         self.seconds = seconds
         self.reuse_s = reuse_s
-        self._last: tuple[float, float] | None = None  # (finished at, bits/s)
+        self._last: tuple[float, float] | None = None  # (finished at, bytes/s)
         self.tests = 0
 
     def start(self) -> None:
@@ -129,7 +129,7 @@ class Iperf3Probe(Signals):
         except Iperf3Error as exc:
             raise SignalError(f"iperf3 to {self.server_addr}:{self.port}: {exc}") from exc
         self.tests += 1
-        self._last = (time.monotonic(), float(result.throughput_bps))
+        self._last = (time.monotonic(), float(result.throughput_bps) / 8)
         return self._last[1]
 
 

@@ -3,7 +3,10 @@
 Knobs become scikit-optimize dimensions (``Integer``, ``Real``, ``Categorical``; log-scaled knobs
 use ``prior="log-uniform"``). Domain knowledge enters only as initial points, in this order:
 
-1. the current configuration (what the appliers read, or the knob's ``current:``);
+1. the current configuration (what the appliers read, or the knob's ``current:``). A value the
+   system does not set (a sysctl absent from the node-tuning ConfigMap reads as empty) takes the
+   knob's ``current:`` when given, else its lower bound (the conservative end; for buffers, near
+   the kernel's default) or its first category;
 2. a *domain* point: TCP buffer knobs with an ``init.bdp`` hint at ``factor x bandwidth x RTT / 8``
    bytes, and balancer weights with an ``init.capacity`` hint proportional to each replica's
    capacity (scaled so the largest weight is the largest of the current weights, or the upper
@@ -71,6 +74,15 @@ def coerce(knob: Knob, value: Any) -> Value:
     return round(x) if knob.type == "int" else x
 
 
+def _present(knob: Knob, value: Any) -> Any:
+    """``value``, or the stand-in for a knob the system leaves unset (see the module)."""
+    if value is not None and str(value).strip() != "":
+        return value
+    if knob.current is not None:
+        return knob.current
+    return knob.categories[0] if knob.type == "categorical" else knob.low
+
+
 def bdp_bytes(bandwidth_bps: float, rtt_s: float, factor: float = 1.0) -> float:
     """Bandwidth-delay product in bytes."""
     return factor * bandwidth_bps * rtt_s / 8.0
@@ -107,7 +119,7 @@ def initial_points(
     knobs: Sequence[Knob], current: Mapping[str, Value], capacities: Mapping[str, float]
 ) -> list[Params]:
     """Current configuration first, then the domain points described in the module docstring."""
-    base = {k.name: coerce(k, current[k.name]) for k in knobs}
+    base = {k.name: coerce(k, _present(k, current.get(k.name))) for k in knobs}
     points: list[Params] = [base]
     bdp = [k for k in knobs if k.init is not None and k.init.bdp_bandwidth_bps is not None]
     weight_knobs = [k for k in knobs if k.name in capacities]

@@ -12,6 +12,7 @@ from tests.realprocs import prometheus as real
 from tests.realprocs.common import free_port, wait_until
 from tuner.signals.base import SignalError, SignalRef
 from tuner.signals.prometheus import PrometheusSignals
+from tuner.signals.settings import Scope, SignalSettings
 
 pytestmark = [
     pytest.mark.integration,
@@ -27,12 +28,19 @@ class Exporter:
         self.gauge = Gauge("tuneloop_test_value", "test value", registry=self.registry)
         self.per_pod = Gauge("tuneloop_test_per_pod", "per pod", ["pod"], registry=self.registry)
         self.ttft = Histogram(
-            "tuneloop_loadgen_ttft_seconds",
+            "tuneloop_inference_ttft_seconds",
             "ttft",
+            ["target", "engine", "model"],
             buckets=(0.05, 0.1, 0.2, 0.4, 0.8),
             registry=self.registry,
         )
         self.requests = Counter(
+            "tuneloop_inference_requests",
+            "requests",
+            ["target", "engine", "model", "outcome"],
+            registry=self.registry,
+        )
+        self.loadgen_requests = Counter(
             "tuneloop_loadgen_requests", "requests", ["outcome"], registry=self.registry
         )
         self.port = free_port()
@@ -99,32 +107,54 @@ def test_nan_is_none(lab):
 
 def test_no_traffic_error_ratio_is_none_and_traffic_gives_a_ratio(lab):
     exporter, prom = lab
-    signals = PrometheusSignals(prom.url)
+    signals = PrometheusSignals(prom.url, settings=SignalSettings(scope=Scope(model="a")))
     ref = SignalRef(signal="error_ratio")
     assert signals.value(ref, 5) is None  # no request series at all
     deadline = time.monotonic() + 20
     value = None
     while value is None and time.monotonic() < deadline:  # bounded: counters need two scrapes
-        exporter.requests.labels(outcome="ok").inc(9)
-        exporter.requests.labels(outcome="error").inc(1)
+        exporter.requests.labels("ns/a-0", "vllm", "a", "success").inc(9)
+        exporter.requests.labels("ns/a-0", "vllm", "a", "error").inc(1)
+        exporter.requests.labels("ns/b-0", "vllm", "b", "error").inc(50)  # another service
         time.sleep(0.5)
         value = signals.value(ref, 5)
     assert value is not None
     assert 0.0 < value < 0.5
 
 
-def test_builtin_ttft_quantile(lab):
+def test_loadgen_source_reads_the_client_side_counters(lab):
     exporter, prom = lab
-    signals = PrometheusSignals(prom.url)
+    signals = PrometheusSignals(prom.url, settings=SignalSettings(source="loadgen"))
+    ref = SignalRef(signal="error_ratio")
     deadline = time.monotonic() + 20
     value = None
     while value is None and time.monotonic() < deadline:
-        for _ in range(20):
-            exporter.ttft.observe(0.15)
+        exporter.loadgen_requests.labels(outcome="ok").inc(3)
+        exporter.loadgen_requests.labels(outcome="error").inc(1)
         time.sleep(0.5)
-        value = signals.value(SignalRef(signal="p50_ttft_seconds"), 5)
+        value = signals.value(ref, 5)
     assert value is not None
-    assert 0.1 <= value <= 0.2  # every observation sits in the (0.1, 0.2] bucket
+    assert 0.1 < value < 0.5
+
+
+def test_builtin_ttft_quantile_is_scoped_to_one_model(lab):
+    exporter, prom = lab
+    scoped = {
+        m: PrometheusSignals(prom.url, settings=SignalSettings(scope=Scope(model=m)))
+        for m in ("a", "b")
+    }
+    deadline = time.monotonic() + 20
+    values: dict[str, float | None] = {"a": None, "b": None}
+    while None in values.values() and time.monotonic() < deadline:
+        for _ in range(20):
+            exporter.ttft.labels("ns/a-0", "vllm", "a").observe(0.15)
+            exporter.ttft.labels("ns/b-0", "sglang", "b").observe(0.6)
+        time.sleep(0.5)
+        values = {m: s.value(SignalRef(signal="p50_ttft_seconds"), 5) for m, s in scoped.items()}
+    assert values["a"] is not None and 0.1 <= values["a"] <= 0.2  # (0.1, 0.2] bucket only
+    assert values["b"] is not None and 0.4 <= values["b"] <= 0.8
+    unscoped = PrometheusSignals(prom.url).value(SignalRef(signal="p99_ttft_seconds"), 5)
+    assert unscoped is not None and unscoped > 0.4  # both services together
 
 
 def test_several_series_need_aggregation(lab):

@@ -90,3 +90,22 @@ objective: {signal: p99_ttft_seconds}
     knobs = loads_experiment(text).knobs
     points = initial_points(knobs, {"wa": 2.0, "wb": 2.0}, {"wa": 3.0, "wb": 1.0})
     assert points[1] == {"wa": 2.0, "wb": pytest.approx(2.0 / 3.0)}
+
+
+def test_an_unset_current_value_starts_from_the_knobs_current_or_its_lower_bound():
+    from tuner.space import initial_points
+    from tuner.spec import loads_experiment
+
+    exp = loads_experiment(
+        """
+name: s
+appliers: {n: {kind: x}}
+knobs:
+  - {name: r, type: int, applier: n, target: a, class: cold, bounds: [1000, 9000]}
+  - {name: w, type: int, applier: n, target: b, class: cold, bounds: [1000, 9000], current: 4000}
+  - {name: c, type: categorical, applier: n, target: c, class: cold, values: [cubic, bbr]}
+objective: {signal: p99_ttft_seconds}
+"""
+    )
+    first = initial_points(exp.knobs, {"r": "", "w": None, "c": ""}, {})[0]
+    assert first == {"r": 1000, "w": 4000, "c": "cubic"}

@@ -31,19 +31,25 @@ class SignalRef:
         return self.query if self.query is not None else f"signal:{self.signal}"
 
 
-# Built-in signal names every backend understands (latencies in seconds, rates per second).
+# Built-in signal names (latencies in seconds, rates per second). Each source answers a subset
+# (tuner.signals.builtin): the fleet's server-side metrics by default, the lab's load generator or
+# the balancer's exporter on request.
 BUILTIN_SIGNALS = (
     "p50_ttft_seconds",
     "p99_ttft_seconds",
+    "p50_itl_seconds",
     "p99_itl_seconds",
     "p50_e2e_latency_seconds",
     "p99_e2e_latency_seconds",
+    "mean_e2e_latency_seconds",
+    "mean_queue_time_seconds",
     "throughput_tokens_per_second",
     "request_rate",
     "error_ratio",
     "queue_depth",
+    "kv_cache_usage_ratio",
     "gpu_busy_ratio",
-    "iperf3_throughput_bits_per_second",
+    "iperf3_throughput_bytes_per_second",
 )
 
 

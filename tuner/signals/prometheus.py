@@ -3,60 +3,36 @@
 Decisions:
 - ``$window`` in a query is replaced by a PromQL duration literal (``30s``, ``1500ms``), so
   queries read ``rate(x[$window])`` the way Grafana users write ``[$__rate_interval]``.
-- Connection errors, timeouts and 5xx answers are retried ``retries`` times with a short backoff;
-  a 400/422 (bad query, execution error) is not retried: it is a SignalError naming the query and
-  carrying Prometheus's own error text.
+- Connection errors, timeouts and 5xx answers are retried ``retries`` times through
+  :func:`tuneloop.retry.retry` (jittered exponential backoff on the injected clock, so a
+  simulated or test clock never really sleeps); a 400/422 (bad query, execution error) is not
+  retried: it is a SignalError naming the query and carrying Prometheus's own error text.
 - A measurement is one number. An instant vector with several series is an error: the query
   must aggregate (``sum``, ``max``, ``histogram_quantile(..., sum by (le) (...))``). An empty
   vector, NaN and ±Inf mean "no data" and give ``None``, never zero.
 
-Built-in signals (``BUILTIN_QUERIES``) map to the metrics the lab exposes: client-side loadgen
-histograms and counters, the normalised inference queue gauge, GPU utilisation and iperf3.
+Built-in signal names become PromQL through :mod:`tuner.signals.builtin`, from the source and
+scope in the experiment's :class:`~tuner.signals.settings.SignalSettings` (the fleet's
+server-side metrics by default).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from tuneloop.clock import Clock, RealClock
+from tuneloop.retry import Backoff, retry
 from tuner.signals.base import SignalError, SignalRef, Signals
+from tuner.signals.builtin import builtin_query
+from tuner.signals.settings import SignalSettings, require_prometheus
 
 
-def _quantile(q: str, histogram: str) -> str:
-    return f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[$window])))"
-
-
-_REQUESTS = "tuneloop_loadgen_requests_total"
-
-#: PromQL templates for the built-in signal names. Latencies are client-side (what users see);
-#: every template aggregates to a single series.
-BUILTIN_QUERIES: Mapping[str, str] = {
-    "p50_ttft_seconds": _quantile("0.5", "tuneloop_loadgen_ttft_seconds"),
-    "p99_ttft_seconds": _quantile("0.99", "tuneloop_loadgen_ttft_seconds"),
-    # Inter-token latency: the loadgen's per-token gap histogram.
-    "p99_itl_seconds": _quantile("0.99", "tuneloop_loadgen_itl_seconds"),
-    "p50_e2e_latency_seconds": _quantile("0.5", "tuneloop_loadgen_e2e_seconds"),
-    "p99_e2e_latency_seconds": _quantile("0.99", "tuneloop_loadgen_e2e_seconds"),
-    "throughput_tokens_per_second": "sum(rate(tuneloop_loadgen_tokens_total[$window]))",
-    "request_rate": f"sum(rate({_REQUESTS}[$window]))",
-    # Errors over all requests; "or vector(0)" keeps a clean run at 0 rather than empty, while
-    # no traffic at all still gives 0/0 = NaN -> None.
-    "error_ratio": (
-        f'(sum(rate({_REQUESTS}{{outcome!="ok"}}[$window])) or vector(0))'
-        f" / sum(rate({_REQUESTS}[$window]))"
-    ),
-    "queue_depth": "sum(avg_over_time(tuneloop_inference_requests_waiting[$window]))",
-    "gpu_busy_ratio": "avg(avg_over_time(tuneloop_gpu_utilization_ratio[$window]))",
-    # The slowest peer bounds a collective; min across peers of the last test in the window.
-    "iperf3_throughput_bits_per_second": (
-        "min(last_over_time(tuneloop_iperf3_throughput_bits_per_second[$window]))"
-    ),
-}
+class _Retryable(Exception):
+    """A failure worth another attempt (connection, timeout, 5xx)."""
 
 
 @dataclass(frozen=True)
@@ -77,15 +53,9 @@ def duration_literal(window_s: float) -> str:
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
-def expression(ref: SignalRef, window_s: float) -> str:
-    """The PromQL for ``ref`` with ``$window`` filled in."""
-    if ref.signal is not None:
-        if ref.signal not in BUILTIN_QUERIES:
-            known = ", ".join(sorted(BUILTIN_QUERIES))
-            raise SignalError(f"unknown signal {ref.signal!r} (known: {known})")
-        template = BUILTIN_QUERIES[ref.signal]
-    else:
-        template = str(ref.query)
+def expression(ref: SignalRef, window_s: float, settings: SignalSettings | None = None) -> str:
+    """The PromQL for ``ref`` with ``$window`` filled in (built-ins from ``settings``)."""
+    template = builtin_query(ref.signal, settings) if ref.signal is not None else str(ref.query)
     return template.replace("$window", duration_literal(window_s))
 
 
@@ -103,6 +73,8 @@ class PrometheusSignals(Signals):
         retries: int = 2,
         *,
         backoff_s: float = 0.2,
+        settings: SignalSettings | None = None,
+        clock: Clock | None = None,
         session: requests.Session | None = None,
     ) -> None:
         if retries < 0:
@@ -110,43 +82,61 @@ class PrometheusSignals(Signals):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
-        self.backoff_s = backoff_s
+        self.settings = settings or SignalSettings()
+        self._backoff = Backoff(base_s=backoff_s, cap_s=max(backoff_s, 5.0), attempts=retries + 1)
+        self._clock: Clock = clock or RealClock()
         self._session = session or requests.Session()
 
-    def _get(self, path: str, params: dict[str, str]) -> Any:
-        query = params["query"]
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * attempt)
-            try:
-                reply = self._session.get(
-                    f"{self.url}{path}", params=params, timeout=self.timeout_s
-                )
-            except requests.RequestException as err:
-                last = f"{type(err).__name__}: {err}"
-                continue
-            if reply.status_code >= 500:
-                last = f"HTTP {reply.status_code}: {_error_text(reply)}"
-                continue
-            if reply.status_code != 200:
-                raise SignalError(
-                    f"prometheus rejected query {query!r}: {_error_text(reply)}"
-                    f" (HTTP {reply.status_code})"
-                )
-            try:
-                body = reply.json()
-            except ValueError:
-                raise SignalError(
-                    f"prometheus at {self.url} answered {query!r} with non-JSON"
-                ) from None
-            if body.get("status") != "success":
-                raise SignalError(f"prometheus query {query!r} failed: {body.get('error')}")
-            return body["data"]
-        raise SignalError(
-            f"prometheus at {self.url} did not answer {query!r} after "
-            f"{self.retries + 1} attempts: {last}"
+    @classmethod
+    def from_settings(
+        cls, settings: SignalSettings, clock: Clock | None = None
+    ) -> PrometheusSignals:
+        """A client for the experiment's ``signals:`` section (the URL is required)."""
+        return cls(
+            require_prometheus(settings),
+            timeout_s=settings.timeout_s,
+            retries=settings.retries,
+            settings=settings,
+            clock=clock,
         )
+
+    def _attempt(self, path: str, params: dict[str, str]) -> Any:
+        query = params["query"]
+        try:
+            reply = self._session.get(f"{self.url}{path}", params=params, timeout=self.timeout_s)
+        except requests.RequestException as err:
+            raise _Retryable(f"{type(err).__name__}: {err}") from None
+        if reply.status_code >= 500:
+            raise _Retryable(f"HTTP {reply.status_code}: {_error_text(reply)}")
+        if reply.status_code != 200:
+            raise SignalError(
+                f"prometheus rejected query {query!r}: {_error_text(reply)}"
+                f" (HTTP {reply.status_code})"
+            )
+        try:
+            body = reply.json()
+        except ValueError:
+            raise SignalError(
+                f"prometheus at {self.url} answered {query!r} with non-JSON"
+            ) from None
+        if body.get("status") != "success":
+            raise SignalError(f"prometheus query {query!r} failed: {body.get('error')}")
+        return body["data"]
+
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        try:
+            return retry(
+                lambda: self._attempt(path, params),
+                retry_on=(_Retryable,),
+                backoff=self._backoff,
+                clock=self._clock,
+                what=f"prometheus query {params['query']!r}",
+            )
+        except _Retryable as last:
+            raise SignalError(
+                f"prometheus at {self.url} did not answer {params['query']!r} after "
+                f"{self.retries + 1} attempts: {last}"
+            ) from None
 
     def instant(self, query: str, at: float | None = None) -> list[Series]:
         """An instant query; each result series has one point. Scalars come back as one series."""
@@ -180,7 +170,7 @@ class PrometheusSignals(Signals):
         ]
 
     def value(self, ref: SignalRef, window_s: float) -> float | None:
-        query = expression(ref, window_s)
+        query = expression(ref, window_s, self.settings)
         series = self.instant(query)
         if not series:
             return None

@@ -76,10 +76,14 @@ class Problem:
     score: Scorer
     initial: dict[str, Value] = field(default_factory=dict)
 
-    def evaluate(self, params: Mapping[str, Value], seed: int = 0) -> tuple[float, bool, Metrics]:
-        """(objective, feasible, metrics); an unmeasurable run is infeasible with +inf."""
+    def evaluate(
+        self, params: Mapping[str, Value], seed: int = 0, measure_s: float = MEASURE_S
+    ) -> tuple[float, bool, Metrics]:
+        """(objective, feasible, metrics) over ``measure_s`` after the warm-up; an unmeasurable
+        run is infeasible with +inf. A long ``measure_s`` approaches the configuration's true
+        value; the default window is as noisy as a real trial's."""
         fleet = SimFleet(self.build(params), seed)
-        fleet.run_until(WARMUP_S + MEASURE_S)
+        fleet.run_until(WARMUP_S + measure_s)
         metrics = fleet.stats(WARMUP_S)
         metrics["cost_per_hour"] = _cost(fleet.config)
         value, feasible = self.score(params, metrics)

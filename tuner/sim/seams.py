@@ -103,7 +103,13 @@ class SimSignals(Signals):
         start = max(0.0, fleet.now - window_s)
         if fleet.now <= start:
             return None
-        return fleet.stats(start)[name]
+        stats = fleet.stats(start)
+        if name not in stats:
+            modelled = ", ".join(n for n in BUILTIN_SIGNALS if n in stats)
+            raise SignalError(
+                f"the simulated fleet does not model {name!r} (it answers: {modelled})"
+            )
+        return stats[name]
 
 
 class SimClock:

@@ -75,6 +75,7 @@ def window_stats(fleet: SimFleet, start: float, end: float) -> dict[str, float |
     return {
         "p50_ttft_seconds": _quantile(ttft, 0.5),
         "p99_ttft_seconds": _quantile(ttft, 0.99),
+        "p50_itl_seconds": _weighted_quantile(dur[in_win], batch[in_win], 0.5),
         "p99_itl_seconds": _weighted_quantile(dur[in_win], batch[in_win], 0.99),
         "mean_itl_seconds": (
             float((dur[in_win] * batch[in_win]).sum() / tokens) if tokens else None
@@ -89,7 +90,7 @@ def window_stats(fleet: SimFleet, start: float, end: float) -> dict[str, float |
         "queue_depth": float(samples[:, 2].mean()) if samples.size else None,
         "mean_in_system": float(samples[:, 1].mean()) if samples.size else None,
         "gpu_busy_ratio": busy / (width * fleet.active),
-        "iperf3_throughput_bits_per_second": fleet.network.throughput_bps(),
+        "iperf3_throughput_bytes_per_second": fleet.network.throughput_bps() / 8,
         "completed": float(n_done),
         "errors": float(n_err),
         "preemptions": float(preempt),

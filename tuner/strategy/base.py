@@ -4,10 +4,16 @@ Strategies minimise. The loop turns "maximize" objectives into their negation an
 infeasible or invalid trials as ``TrialResult`` with ``value=None``: a strategy must never treat
 them as a number it measured (skopt's default is told a penalty derived from the worst feasible
 value seen, documented in its module; random search ignores them).
+
+``recommend()`` is the configuration to leave applied when the budget ends. A single measurement
+window is noisy (finite random arrivals), so the best observed value is biased towards lucky
+windows; a strategy with a model recommends by its model (the GP: the measured configuration
+with the best posterior mean), the others by the best feasible value observed.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,10 +32,30 @@ class TrialResult:
     valid: bool = True
 
 
+class BestObserved:
+    """The feasible configuration with the best (lowest) value told so far."""
+
+    def __init__(self) -> None:
+        self.params: Params | None = None
+        self.value = math.inf
+
+    def observe(self, params: Mapping[str, Value], result: TrialResult) -> None:
+        if not (result.valid and result.feasible and result.value is not None):
+            return
+        if math.isfinite(result.value) and result.value < self.value:
+            self.params, self.value = dict(params), result.value
+
+
 class Strategy(ABC):
     """Ask/tell search over an experiment's knobs."""
 
     name: str = ""
+
+    def recommend(self) -> Params | None:
+        """The configuration to leave applied: by default the best feasible one observed
+        (strategies keep a :class:`BestObserved` as ``best_observed``); None until one exists."""
+        best: BestObserved | None = getattr(self, "best_observed", None)
+        return None if best is None or best.params is None else dict(best.params)
 
     @abstractmethod
     def ask(self) -> Params:

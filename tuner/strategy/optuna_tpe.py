@@ -3,7 +3,8 @@
 Optuna is imported when the strategy is built, so the tuner runs without it unless an experiment
 asks for ``optuna-tpe``. Initial points are enqueued trials. A told configuration that differs from
 the one asked (the guard clipped it) fails the asked trial and adds the measured one as a completed
-trial, so the sampler learns from what was really measured. Infeasible trials get the same
+trial, so the sampler learns from what was really measured. Another Optuna sampler may be passed
+(``sampler=``) to compare it behind the same seam. Infeasible trials get the same
 worst-feasible-plus-margin value as the GP strategy; invalid trials are failed, never valued.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from tuneloop.validation import ConfigError
 from tuner.appliers.base import Value
 from tuner.space import Space, coerce
-from tuner.strategy.base import InfeasibleLiar, Params, Strategy, TrialResult
+from tuner.strategy.base import BestObserved, InfeasibleLiar, Params, Strategy, TrialResult
 
 
 def import_optuna() -> Any:
@@ -43,6 +44,7 @@ class OptunaTPE(Strategy):
         seed: int = 0,
         n_initial_points: int = 5,
         initial: Sequence[Params] = (),
+        sampler: Any | None = None,
     ) -> None:
         optuna = import_optuna()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -59,12 +61,14 @@ class OptunaTPE(Strategy):
                 )
             else:
                 self._dists[k.name] = dist.FloatDistribution(k.low, k.high, log=k.log)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_initial_points)
+        if sampler is None:
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_initial_points)
         self._study = optuna.create_study(direction="minimize", sampler=sampler)
         for point in initial:
             self._study.enqueue_trial(dict(point), skip_if_exists=True)
         self._pending: list[Any] = []
         self._liar = InfeasibleLiar()
+        self.best_observed = BestObserved()
 
     def ask(self) -> Params:
         trial = self._study.ask(self._dists)
@@ -73,6 +77,7 @@ class OptunaTPE(Strategy):
 
     def tell(self, params: Mapping[str, Value], result: TrialResult) -> None:
         want = self.space.to_params(self.space.to_point(params))
+        self.best_observed.observe(want, result)
         value: float | None = None
         if (
             result.valid

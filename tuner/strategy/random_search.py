@@ -13,7 +13,7 @@ from skopt.space import Space as SkSpace
 
 from tuner.appliers.base import Value
 from tuner.space import Space
-from tuner.strategy.base import Params, Strategy, TrialResult
+from tuner.strategy.base import BestObserved, Params, Strategy, TrialResult
 
 
 class RandomSearch(Strategy):
@@ -27,6 +27,7 @@ class RandomSearch(Strategy):
         self._rng = np.random.RandomState(seed)
         self._queue: list[Params] = [dict(p) for p in initial]
         self.told = 0
+        self.best_observed = BestObserved()
 
     def ask(self) -> Params:
         if self._queue:
@@ -38,3 +39,4 @@ class RandomSearch(Strategy):
         self._queue = [p for p in self._queue if self.space.to_point(p) != point]
         if result.valid:
             self.told += 1
+        self.best_observed.observe(params, result)

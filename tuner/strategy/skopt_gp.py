@@ -20,6 +20,12 @@ SLO-bound optima, so both are kept.
 would only repeat a measurement; the loop re-measures the incumbent itself before promoting a
 new best): a repeat from the optimizer is replaced by the first unseen point of a random draw.
 
+``recommend`` (what to leave applied) is the measured, feasible configuration with the lowest
+posterior mean of the GP (skopt's GP has a learned white-noise term, so the mean at a point is
+pulled towards what its neighbours measured), among those the feasibility model also calls
+feasible (P >= 1/2); one lucky measurement window does not outrank a region that is better on
+average. Until the GP is fitted it is the best feasible value observed.
+
 Acquisition: expected improvement (or PI/LCB) is maximised over ``n_points`` (default 2,000)
 candidates: half (``1 - local_fraction``) drawn from the whole space, half *local* ones, neighbours
 of the best observed points (each dimension moved with probability 1/2 by about a tenth of its
@@ -48,7 +54,7 @@ from threadpoolctl import threadpool_limits
 
 from tuner.appliers.base import Value
 from tuner.space import Space
-from tuner.strategy.base import InfeasibleLiar, Params, Strategy, TrialResult
+from tuner.strategy.base import BestObserved, InfeasibleLiar, Params, Strategy, TrialResult
 from tuner.strategy.feasibility import FeasibilityModel, probit_floor
 
 FILL_POINTS = 32  # size of the space-filling design walked while nothing can be told
@@ -106,6 +112,7 @@ class SkoptGP(Strategy):
         self._labelled: list[tuple[list[Any], bool]] = []  # valid points and their feasibility
         self._feas = FeasibilityModel(seed)
         self._feas_n = 0  # labelled points the feasibility model was fitted on
+        self.best_observed = BestObserved()
 
     # ask ----------------------------------------------------------------------------------------
     def ask(self) -> Params:
@@ -231,6 +238,7 @@ class SkoptGP(Strategy):
         self._seen.add(tuple(point))
         if self._queue:
             self._queue = [p for p in self._queue if self.space.to_point(p) != point]
+        self.best_observed.observe(params, result)
         if not result.valid:
             return []
         ok = result.feasible and result.value is not None and math.isfinite(result.value)
@@ -262,6 +270,28 @@ class SkoptGP(Strategy):
             with warnings.catch_warnings(), threadpool_limits(limits=1):
                 warnings.simplefilter("ignore")
                 self._opt.tell(xs, ys)
+
+    # recommend ----------------------------------------------------------------------------------
+    def recommend(self) -> Params | None:
+        """The measured feasible configuration with the best posterior mean (see the module)."""
+        measured: dict[tuple[Any, ...], list[Any]] = {}
+        for point, ok in self._labelled:
+            if ok:
+                measured.setdefault(tuple(point), point)
+        if not measured:
+            return None
+        if not self._opt.models:
+            return super().recommend()
+        points = list(measured.values())
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore")
+            xt = self._opt.space.transform(points)
+            mean = np.asarray(self._opt.models[-1].predict(xt), dtype=float)
+            if self._use_feasibility:
+                likely = self._feasibility().probability(xt) >= 0.5
+                if likely.any():
+                    mean = np.where(likely, mean, np.inf)
+        return self.space.to_params(points[int(np.argmin(mean))])
 
     @property
     def observations(self) -> int:
