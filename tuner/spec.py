@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from tuneloop.config_file import parse_mapping, read_text
 from tuneloop.schema import Scope, parse, setting
-from tuneloop.schema_json import object_schema
 from tuneloop.validation import fail, join
 from tuner import spec_fields as sf
 from tuner.appliers.base import KnobClass, Value
 from tuner.freeze import FreezeWindow
 from tuner.signals.base import SignalRef
+from tuner.signals.settings import SignalSettings, parse_signal_settings, signal_settings_schema
 from tuner.spec_fields import signal_ref as signal_ref  # public since the first version
 
 KnobType = Literal["int", "real", "categorical"]
@@ -260,18 +260,8 @@ class StrategyConfig:
     )
 
 
-@dataclass(frozen=True)
-class SignalSettings:
-    """Where the signals come from."""
-
-    prometheus: str | None = setting(None, help="Prometheus base URL (the CLI can override it).")
-    timeout: float = setting(5.0, kind="duration", help="Per-query timeout.")
-    retries: int = setting(2, minimum=0, maximum=10, help="Retries of a failed query.")
-
-
-def _signals(value: Any, field: str, scope: Scope) -> dict[str, Any]:
-    settings = parse(SignalSettings, value, field, parent=scope)
-    return {k: v for k, v in asdict(settings).items() if v is not None}
+def _signals(value: Any, field: str, scope: Scope) -> SignalSettings:
+    return parse_signal_settings(value, field)
 
 
 @dataclass(frozen=True)
@@ -290,8 +280,8 @@ class Experiment:
         "advisory", help="advisory measures and recommends; apply runs trials and keeps the best."
     )
     strategy: StrategyConfig = setting(StrategyConfig(), help="The search strategy.")
-    signals: Mapping[str, Any] = setting(
-        factory=dict, parse=_signals, schema=lambda: object_schema(SignalSettings),
+    signals: SignalSettings = setting(
+        factory=SignalSettings, parse=_signals, schema=signal_settings_schema,
         derive=lambda s: _signals({}, "signals", s), help="Where the signals come from.",
     )  # fmt: skip
     source: str = ""  # the YAML text, stored with the experiment so rollback can rebuild it

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneloop.clock import Clock, RealClock
-from tuneloop.validation import ConfigError
 from tuner.appliers.base import Applier
 from tuner.audit import AuditLog
 from tuner.loop import TuningLoop
@@ -58,13 +57,10 @@ def balancers(exp: Experiment) -> set[str]:
 
 
 def prometheus_signals(exp: Experiment) -> Signals:
-    """A Prometheus backend from the experiment's ``signals:`` section."""
+    """A Prometheus backend from the experiment's ``signals:`` section (URL, scope, source)."""
     from tuner.signals.prometheus import PrometheusSignals
 
-    url = exp.signals.get("prometheus")
-    if not isinstance(url, str) or not url:
-        raise ConfigError("signals.prometheus", "is required: the Prometheus base URL")
-    return PrometheusSignals(url, timeout_s=exp.signals["timeout"], retries=exp.signals["retries"])
+    return PrometheusSignals.from_settings(exp.signals)
 
 
 def cluster_client() -> KubeClient:

@@ -69,7 +69,8 @@ def load(prometheus_url: str, haproxy_address: str, **kwargs: str) -> Experiment
 
 
 def signals_for(exp: Experiment) -> PrometheusSignals:
-    return PrometheusSignals(exp.signals["prometheus"], timeout_s=2.0, retries=0)
+    assert exp.signals.prometheus is not None
+    return PrometheusSignals(exp.signals.prometheus, timeout_s=2.0, retries=0)
 
 
 def test_all_signals_answer_and_every_knob_reads(prometheus, haproxy):

@@ -136,3 +136,50 @@ def require_prometheus(settings: SignalSettings, field: str = "signals") -> str:
     if settings.prometheus is None:
         raise ConfigError(join(field, "prometheus"), "is required: the Prometheus base URL")
     return settings.prometheus
+
+
+def signal_settings_schema() -> dict[str, Any]:
+    """The JSON Schema of the ``signals:`` section, for editors (``tuneloop schema experiment``)."""
+    regex = {"type": "string", "format": "regex"}
+    return {
+        "type": "object",
+        "description": "Where the signals come from, and which service they cover.",
+        "additionalProperties": False,
+        "properties": {
+            "prometheus": {
+                "type": "string",
+                "pattern": "^https?://",
+                "description": "Prometheus base URL.",
+            },
+            "timeout": {
+                "type": ["number", "string"],
+                "description": "Per-query timeout (5s, 500ms, or seconds).",
+                "default": 5.0,
+            },
+            "retries": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 10,
+                "default": 2,
+                "description": "Retries of a failed query.",
+            },
+            "source": {
+                "enum": list(SOURCES),
+                "default": "fleet",
+                "description": "Where built-in signals read from: the agent's server-side "
+                "metrics (fleet), the lab's load generator, or HAProxy's exporter.",
+            },
+            "scope": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Label selectors that narrow every built-in signal to one service.",
+                "properties": {
+                    "model": {"type": "string", "description": "The model's exact name."},
+                    "target": {**regex, "description": "Regex over the agent's target label."},
+                    "namespace": {**regex, "description": "Regex over the target's namespace."},
+                    "node": {**regex, "description": "Regex over the scrape's node label."},
+                    "backend": {**regex, "description": "HAProxy backend (source haproxy)."},
+                },
+            },
+        },
+    }

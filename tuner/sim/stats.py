@@ -8,14 +8,26 @@ samples taken at each send (time averages for Poisson arrivals). Empty windows g
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-from tuner.sim.replica import DONE, ERROR
+from tuner.sim.network import NetworkConfig
+from tuner.sim.replica import DONE, ERROR, Replica, RequestTable
 
-if TYPE_CHECKING:
-    from tuner.sim.fleet import SimFleet
+
+class SimFleet(Protocol):
+    """What the statistics read of a fleet (:class:`tuner.sim.fleet.SimFleet` has it); a
+    protocol, so this module does not import the fleet that imports it."""
+
+    replicas: list[Replica]
+    table: RequestTable
+    network: NetworkConfig
+    active: int
+    send_t: list[float]
+    deliver_t: list[float]
+    first_client_t: list[float]
+    samples: list[tuple[float, int, int]]
 
 
 def _quantile(values: np.ndarray, q: float) -> float | None:
