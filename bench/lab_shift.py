@@ -7,7 +7,9 @@ run, each with the same seeds and the same incident script:
 - ``static``: the tuned weights (equal, since the replicas are identical), left alone;
 - ``leastconn``: HAProxy's leastconn backend over the same replicas;
 - ``shifter``: the tuned weights with ``tuneloop shift``'s loop running (in-process, reading the
-  agent's server-side P99 per replica from Prometheus).
+  agent's server-side P99 per replica from Prometheus);
+- ``leastconn+shifter`` (beside the three): the shifter setting weights on the leastconn backend,
+  which HAProxy's leastconn honours.
 
 Phases per arm: warm-up, ``before``, ``incident`` (replica r0 runs 25% of the time: the lab's
 SIGSTOP/SIGCONT throttle), ``after``. Reported: P99 per phase, the ratios to static and to
@@ -80,14 +82,16 @@ class Background:
             self.stop.wait(max(0.0, self.interval_s - (time.monotonic() - began)))
 
 
-def shifter_for(lab: Lab, state: Path, args: argparse.Namespace) -> Shifter:
+def shifter_for(lab: Lab, state: Path, args: argparse.Namespace, backend: str) -> Shifter:
     address = f"127.0.0.1:{lab.port('haproxy_admin')}"
     config = parse_shift_config(
         {
             "name": "bench",
             "signals": {"prometheus": lab.url("prometheus")},
             "balancer": {"kind": "haproxy", "address": address},
-            "replicas": [{"target": t} for t in TARGETS],
+            "replicas": [
+                {"target": f"{backend}/r{i}", "inference_target": f"r{i}"} for i in range(3)
+            ],
             "latency": {"window": f"{args.window}s"},
             "interval": f"{args.interval}s",
             "policy": {
@@ -113,11 +117,15 @@ def shifter_for(lab: Lab, state: Path, args: argparse.Namespace) -> Shifter:
 
 
 def run_arm(lab: Lab, arm: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}").apply(BASELINE)
-    port = "haproxy_leastconn" if arm == "leastconn" else "haproxy"
+    admin = HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}")
+    admin.apply(BASELINE)
+    admin.apply({f"llm_leastconn/r{i}": 32 for i in range(3)})
+    leastconn = arm.startswith("leastconn")
+    port = "haproxy_leastconn" if leastconn else "haproxy"
     bg = None
-    if arm == "shifter":
-        bg = Background(shifter_for(lab, tmp / arm, args), args.interval)
+    if arm.endswith("shifter"):
+        backend = "llm_leastconn" if leastconn else "llm"
+        bg = Background(shifter_for(lab, tmp / arm, args, backend), args.interval)
         bg.shifter.start()
         bg.thread.start()
     out: dict[str, Any] = {"arm": arm}
@@ -143,22 +151,24 @@ def shift_timing(
 ) -> dict[str, Any]:
     """When the EMA crossed, when the first shift came, when weights were back, reversals."""
     line = bg.timeline
-    crossed = next((p["t"] for p in line if (p["smoothed"]["llm/r0"] or 0) > args.threshold), None)
+    r0 = next(t for t in line[0]["weights"] if t.endswith("/r0"))
+    baseline = {t: 32 for t in line[0]["weights"]}
+    crossed = next((p["t"] for p in line if (p["smoothed"][r0] or 0) > args.threshold), None)
     first = next((p["t"] for p in line if "shift" in p["events"]), None)
     restored = next(
-        (p["t"] for p in line if p["t"] > recovered_at and p["weights"] == BASELINE), None
+        (p["t"] for p in line if p["t"] > recovered_at and p["weights"] == baseline), None
     )
     under = next(
         (
             p["t"]
             for p in line
-            if p["t"] > recovered_at and (p["smoothed"]["llm/r0"] or 0) < 0.7 * args.threshold
+            if p["t"] > recovered_at and (p["smoothed"][r0] or 0) < 0.7 * args.threshold
         ),
         None,
     )
     directions = []
     for prev, cur in itertools.pairwise(line):
-        delta = cur["weights"]["llm/r0"] - prev["weights"]["llm/r0"]
+        delta = cur["weights"][r0] - prev["weights"][r0]
         if delta:
             directions.append(1 if delta > 0 else -1)
     reversals = sum(1 for a, b in itertools.pairwise(directions) if a != b)
@@ -170,7 +180,7 @@ def shift_timing(
         "recovery_to_restore_s": None if restored is None else restored - recovered_at,
         "clear_to_restore_s": None if restored is None or under is None else restored - under,
         "reversals": reversals,
-        "min_weight_r0": min(p["weights"]["llm/r0"] for p in line),
+        "min_weight_r0": min(p["weights"][r0] for p in line),
         "timeline": line,
     }
 
@@ -200,7 +210,7 @@ def main() -> None:
             tuner_metrics=False,
         )
         with running_lab(config) as lab:
-            for arm in ("static", "leastconn", "shifter"):
+            for arm in ("static", "leastconn", "shifter", "leastconn+shifter"):
                 print(f"arm {arm} ...", flush=True)
                 results["arms"][arm] = run_arm(lab, arm, args, tmp)
     arms = results["arms"]
@@ -223,7 +233,14 @@ def main() -> None:
             rows,
         )
     )
-    shift = arms["shifter"]
+    for name in ("shifter", "leastconn+shifter"):
+        print_timing(name, arms[name])
+    path = save("lab_shift", results)
+    print(f"saved {path}")
+
+
+def print_timing(name: str, shift: dict[str, Any]) -> None:
+    print(f"{name}:")
     for key in (
         "slowdown_to_first_shift_s",
         "ema_cross_to_first_shift_intervals",
@@ -232,9 +249,7 @@ def main() -> None:
         "reversals",
         "min_weight_r0",
     ):
-        print(f"{key}: {shift[key]}")
-    path = save("lab_shift", results)
-    print(f"saved {path}")
+        print(f"  {key}: {shift[key]}")
 
 
 if __name__ == "__main__":
