@@ -67,15 +67,8 @@ def test_no_trial_starts_while_a_shift_holds_the_balancer(world, tmp_path: Path)
     exp = loads_experiment(text)
     state.mkdir()
     marker = state / "shift-llm.json"
-    marker.write_text(
-        json.dumps(
-            {
-                "balancer": balancer_identity("haproxy", {"address": HAPROXY}),
-                "active": True,
-                "replicas": {},
-            }
-        )  # fmt: skip
-    )
+    balancer = balancer_identity("haproxy", {"address": HAPROXY})
+    marker.write_text(json.dumps({"balancer": balancer, "active": True, "replicas": {}}))
     lines: list[str] = []
     factories = Factories(
         appliers=lambda e: {"lb": applier}, signals=lambda e: signals, clock=FakeClock
