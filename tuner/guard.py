@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _number(value: object) -> float | None:
+    """A numeric reference point, or None (an unset value, e.g. a key missing from a ConfigMap,
+    reads as ""): then only the bounds limit the proposal."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 class Guard:
     """Turns a proposal into one that is safe to apply, and says when applying is allowed."""
 
@@ -49,8 +59,8 @@ class Guard:
                 continue
             low, high = knob.low, knob.high
             x = min(max(float(value), low), high)
-            if incumbent is not None and name in incumbent:
-                inc = float(incumbent[name])
+            inc = _number(incumbent.get(name)) if incumbent is not None else None
+            if inc is not None:
                 lo_lim, hi_lim = self._limits(knob, inc)
                 x = min(max(x, lo_lim), hi_lim)
             if knob.type == "int":

@@ -48,7 +48,9 @@ def test_trust_region_in_log_space():
     guard = Guard(Safety(max_relative_step=None, trust_region=0.1), KNOBS)
     out, _ = guard.constrain({"w": 100, "buf": 1e6, "cc": "cubic"}, {"w": 50, "buf": 1e4})
     assert out["w"] == 60  # 10% of the 1..100 range
-    assert abs(out["buf"] - 1e4 * 10 ** (0.1 * 3)) < 1e-6  # 10% of three decades
+    buf = out["buf"]
+    assert isinstance(buf, float)
+    assert abs(buf - 1e4 * 10 ** (0.1 * 3)) < 1e-6  # 10% of three decades
 
 
 def test_cooldown_with_wall_clock():
@@ -91,3 +93,10 @@ def test_freeze_windows_block_and_wait_with_frozen_time():
         assert guard.wait_s(clock.now(), last) == 50
     with freeze_time("2025-03-12 18:00:00"):  # inside the absolute window
         assert guard.wait_s(clock.now(), None) == 6 * 3600
+
+
+
+def test_an_unset_current_value_leaves_only_the_bounds():
+    guard = Guard(Safety(max_relative_step=0.25), KNOBS)
+    out, _ = guard.constrain({"w": 90, "buf": 5e5, "cc": "bbr"}, {"w": "", "buf": None, "cc": ""})
+    assert out == {"w": 90, "buf": 5e5, "cc": "bbr"}  # no reference point: bounds only
