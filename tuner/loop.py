@@ -20,8 +20,10 @@ Promotion follows :func:`tuner.promotion.decide_promotion`, run by :mod:`tuner.p
 challenger that beats the incumbent is promoted only after the incumbent is re-measured (kind
 ``incumbent``, outside the trial budget) and the challenger still wins, by more than the
 measurement noise or on the mean of a second window (kind ``challenger``); an invalid
-re-measurement defers the promotion. At the end the best is applied and measured once more (kind
-``final``) before it stays. The trial budget counts finished strategy trials, interrupted ones
+re-measurement defers the promotion. At the end the strategy's robust pick (the GP's best
+posterior mean over measured feasible configurations) is preferred to the incumbent when it is a
+measured feasible trial, and the choice is applied and measured once more (kind ``final``) before
+it stays. The trial budget counts finished strategy trials, interrupted ones
 included, across resumes; the wall-time budget counts from the start of this run. Advisory mode
 (the default) changes nothing: it measures the configuration in place and prints the best known
 or the next configuration to try.
@@ -116,6 +118,7 @@ class TuningLoop:
             experiment, self.space, self.runner, self.recorder, self._wait_to_apply
         )
         self._strategy = strategy
+        self._running_strategy: Strategy | None = None
         self.paused = paused
         configured = getattr(experiment.safety, "max_signal_failures", None)
         self.max_signal_failures = max_signal_failures or configured or MAX_SIGNAL_FAILURES
@@ -191,6 +194,7 @@ class TuningLoop:
         self.metrics.set_knobs(self.name, current)
         strategy = self._strategy or start_strategy(self.exp, self.space, current, self.signals)
         replay(strategy, history(self.store, self.exp))
+        self._running_strategy = strategy
         if not apply_mode:
             return self._advise(strategy, current)
         budget = max_trials if max_trials is not None else self.exp.budget.trials
@@ -253,7 +257,7 @@ class TuningLoop:
             where = "the initial configuration" if signals_failed else "configuration"
             self.progress.line(f"{stopped}: no valid feasible trial; {where} left as measured")
             return LoopResult(n, None, None, stopped, signals_failed=signals_failed)
-        best, value = inc
+        best, value = self._robust_choice(*inc)
         applied = False
         in_place = self.space.to_point(self.targets.read()) == self.space.to_point(best.params)
         if apply_mode and not in_place and not signals_failed:
@@ -267,6 +271,28 @@ class TuningLoop:
         return LoopResult(
             n, best, value, stopped, applied, dict(best.params), signals_failed=signals_failed
         )
+
+    def _robust_choice(self, incumbent: Trial, value: float) -> tuple[Trial, float]:
+        """The configuration to leave applied: the strategy's robust pick (for the GP, the measured
+        feasible configuration with the best posterior mean) when it is a measured, feasible
+        trial other than the incumbent, else the incumbent. Either is measured again before it
+        stays (:meth:`_apply_best`), so one lucky window does not decide."""
+        strategy = self._running_strategy
+        pick = strategy.recommend() if strategy is not None else None
+        if pick is None or self.space.to_point(pick) == self.space.to_point(incumbent.params):
+            return incumbent, value
+        point = self.space.to_point(pick)
+        for t in reversed(self.store.trials(self.name)):
+            if (
+                t.state == TrialState.DONE
+                and t.feasible
+                and t.objective is not None
+                and self.space.to_point(t.params) == point
+            ):
+                log.info("%s: robust pick trial %d over the incumbent, trial %d", self.name,
+                         t.number, incumbent.number, extra={"experiment": self.name})  # fmt: skip
+                return t, t.objective
+        return incumbent, value
 
     def _apply_best(self, best: Trial, value: float) -> float:
         """Apply the incumbent at the end and measure it again before it stays (kind ``final``).

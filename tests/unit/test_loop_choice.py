@@ -1,0 +1,62 @@
+"""What the loop leaves applied: the strategy's robust pick, measured again before it stays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.unit.tuner_doubles import EXPERIMENT, FakeClock, MemoryApplier, ModelSignals
+from tuner.audit import AuditLog
+from tuner.loop import TuningLoop
+from tuner.spec import loads_experiment
+from tuner.store import TrialStore
+from tuner.strategy.base import Params, Strategy, TrialResult
+from tuner.trial_state import TrialKind
+
+
+class Scripted(Strategy):
+    """Proposes a fixed sequence; recommends a configuration chosen by the test."""
+
+    def __init__(self, proposals: list[Params], pick: Params) -> None:
+        self.proposals = list(proposals)
+        self.pick = pick
+
+    def ask(self) -> Params:
+        return self.proposals.pop(0) if self.proposals else {"a": 50, "b": 50}
+
+    def tell(self, params: Mapping[str, object], result: TrialResult) -> None:
+        pass
+
+    def recommend(self) -> Params | None:
+        return dict(self.pick)
+
+
+def run(tmp_path: Path, pick: Params) -> tuple[TuningLoop, MemoryApplier, TrialStore]:
+    text = EXPERIMENT.replace("budget: {trials: 8}", "budget: {trials: 3}")
+    text = text.replace("max_relative_step: 1.0", "max_relative_step: null")
+    exp = loads_experiment(text)
+    applier = MemoryApplier({"be/a": 50, "be/b": 50})
+    signals = ModelSignals(lambda: applier.state, {"be/a": 70, "be/b": 30})
+    clock = FakeClock()
+    store = TrialStore(tmp_path / "trials.db", clock)
+    strategy = Scripted([{"a": 60, "b": 40}, {"a": 70, "b": 30}, {"a": 65, "b": 35}], pick)
+    audit = AuditLog(tmp_path / "audit.jsonl", clock=clock)
+    loop = TuningLoop(
+        exp, {"lb": applier}, signals, store, clock=clock, audit=audit, strategy=strategy
+    )
+    loop.run()
+    return loop, applier, store
+
+
+def test_the_robust_pick_is_applied_and_measured_again(tmp_path: Path) -> None:
+    _, applier, store = run(tmp_path, {"a": 60, "b": 40})  # measured, feasible, not the best
+    assert applier.state == {"be/a": 60, "be/b": 40}
+    final = [t for t in store.trials("weights") if t.kind == TrialKind.FINAL]
+    assert len(final) == 1 and final[0].params == {"a": 60, "b": 40}
+    incumbent = store.incumbent("weights")
+    assert incumbent is not None and incumbent[0].params == {"a": 60, "b": 40}
+
+
+def test_a_pick_never_measured_leaves_the_incumbent(tmp_path: Path) -> None:
+    _, applier, _ = run(tmp_path, {"a": 1, "b": 1})
+    assert applier.state == {"be/a": 70, "be/b": 30}  # the best measured, the model's optimum
