@@ -19,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from agent.bench.iperf3 import run_client
 from agent.bench.iperf3_server import Iperf3Server
@@ -75,7 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs per point (median kept)")
     args = parser.parse_args()
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with DelayedLink(ONE_WAY_MS) as link, tempfile.TemporaryDirectory() as tmp:
         reconcilers = [
             Reconciler(Path("/proc"), Path(tmp) / f"{side}.json", netns=netns.NETNS_DIR / name)

@@ -21,7 +21,7 @@ import numpy as np
 
 from tuner.space import Space
 from tuner.spec import StrategyConfig, loads_experiment
-from tuner.strategy.base import TrialResult, replay
+from tuner.strategy.base import Params, TrialResult, replay
 from tuner.strategy.registry import build_strategy
 
 TEXT = """
@@ -51,9 +51,9 @@ def loss(p: dict) -> float:
 def decision_time(name: str, n: int, seed: int) -> float:
     space = Space(loads_experiment(TEXT).knobs)
     rng = np.random.RandomState(seed)
-    history = []
+    history: list[tuple[Params, TrialResult]] = []
     for _ in range(n):
-        p = {
+        p: Params = {
             "wa": int(rng.randint(1, 257)),
             "wb": int(rng.randint(1, 257)),
             "buf": float(np.exp(rng.uniform(np.log(4096), np.log(67108864)))),

@@ -26,11 +26,11 @@ from tests.fleet_plant import FleetPlant, service_times, tcp_throughput
 from tests.realprocs.prometheus import wait_for_scrape
 from tuneloop.clock import RealClock
 from tuner.audit import AuditLog
-from tuner.cli import registry_appliers
 from tuner.loop import LoopResult, TuningLoop
 from tuner.signals.base import SignalRef
 from tuner.signals.prometheus import PrometheusSignals
 from tuner.store import TrialStore
+from tuner.wiring import registry_appliers
 
 pytestmark = [
     pytest.mark.integration,

@@ -21,12 +21,12 @@ from tests.example_files import EXAMPLES, load_example
 from tuneloop.clock import RealClock
 from tuner.appliers.haproxy import HaproxyApplier
 from tuner.audit import AuditLog
-from tuner.cli import registry_appliers
 from tuner.loop import LoopResult, TuningLoop
 from tuner.signals.base import SignalRef
 from tuner.signals.prometheus import PrometheusSignals
 from tuner.signals.settings import Scope, SignalSettings
 from tuner.store import TrialStore
+from tuner.wiring import registry_appliers
 
 pytestmark = [
     pytest.mark.integration,

@@ -7,7 +7,7 @@ import gzip
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -93,7 +93,7 @@ class Hostile:
                 self.send_header("Content-Length", str(1 << 40))
                 self.end_headers()
 
-            def _send(self, body: bytes, headers: list[tuple[str, str]] = ()) -> None:
+            def _send(self, body: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
                 self.send_response(200)
                 for name, value in headers:
                     self.send_header(name, value)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.registry import Collector
 
 from agent.bench.results import BenchResultsCollector
 from agent.collectors.gpu import GpuCollector
@@ -151,7 +152,14 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         tuner.set_best("tcp", 1.5)
         tuner.set_knobs("tcp", {"rmem_max": 4194304})
         registry = CollectorRegistry(auto_describe=False)
-        for c in [*collectors, faulty_gpus, mig_gpu_collector, Scheduler(runners), tuner]:
+        everything: list[Collector] = [
+            *collectors,
+            faulty_gpus,
+            mig_gpu_collector,
+            Scheduler(runners),
+            tuner,
+        ]
+        for c in everything:
             registry.register(c)
         text = generate_latest(registry).decode() + shift_exposition()
     finally:

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.bench.fabric import FabricRunner, FabricSchedule, make_schedule, round_robin
+from agent.bench.fabric import (
+    FabricRunner,
+    FabricSchedule,
+    SlotOutcome,
+    make_schedule,
+    round_robin,
+)
 from agent.bench.iperf3 import Iperf3Result, Iperf3UnreachableError
 
 
@@ -122,7 +128,7 @@ def test_runner_skips_passed_slots_and_reports_errors():
     def run(host, port, **kw):
         raise Iperf3UnreachableError(f"iperf3: unable to connect to {host}:{port}")
 
-    seen = []
+    seen: list[SlotOutcome] = []
     runner = FabricRunner(
         sched, "a", run=run, now=clock.now, sleep=clock.sleep, on_outcome=seen.append
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.unit.tuner_doubles import FakeClock
 from tuner.appliers.base import KnobClass
 from tuner.measure import Measurer
+from tuner.progress import MeasureTick
 from tuner.signals.base import SignalError, SignalRef, Signals
 from tuner.spec import Constraint, Measurement, Objective
 
@@ -69,13 +70,14 @@ def test_breach_at_end_of_window_is_infeasible():
 
 
 def test_no_data_and_low_rate_and_errors_are_invalid():
-    for fns, text, signal_failure in [
+    cases: list[tuple[dict[str, float | SignalError | None], str, bool]] = [
         ({"throughput_tokens_per_second": None}, "no data", True),
         ({"request_rate": 0.2}, "request rate 0.2/s below the minimum 1/s", False),
         ({"request_rate": None}, "request rate no data", True),
         ({"p99_ttft_seconds": None}, "SLO p99 unreadable during window (no data)", True),
         ({"throughput_tokens_per_second": SignalError("timeout")}, "failed: timeout", True),
-    ]:
+    ]
+    for fns, text, signal_failure in cases:
         m, _ = measurer(FakeClock(), **fns)
         res = m.measure(None)
         assert not res.valid and res.outcome == "invalid" and res.objective is None
@@ -111,7 +113,7 @@ def test_unreadable_constraint_during_the_window_aborts_at_once():
 def test_ticks_report_time_left_and_readings():
     clock = FakeClock()
     m, _ = measurer(clock)
-    ticks = []
+    ticks: list[MeasureTick] = []
     m.on_tick = ticks.append
     assert m.measure(KnobClass.HOT).valid
     assert ticks[0].phase == "warm-up" and ticks[0].left_s == 0

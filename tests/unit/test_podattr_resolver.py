@@ -6,6 +6,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 
 from agent.collectors.gpu import GpuCollector
 from agent.nvml import load_nvml
@@ -28,13 +29,14 @@ GPU1 = "GPU-5d7f3c8a-0b1e-4f2a-9c3d-000000000001"
 F = descriptor_pb2.FieldDescriptorProto
 
 
-def _podresources_v1_classes() -> dict[str, type]:
+def _podresources_v1_classes() -> dict[str, type[Message]]:
     """The kubelet's podresources v1 messages (api.proto), built with the protobuf runtime."""
     fdp = descriptor_pb2.FileDescriptorProto(
         name="podresources_v1_api.proto", package="v1", syntax="proto3"
     )
     rep, opt = F.LABEL_REPEATED, F.LABEL_OPTIONAL
-    schema = {
+    # (field name, number, type, label, message type name)
+    schema: dict[str, list[tuple[str, int, int, int, str | None]]] = {
         "ListPodResourcesRequest": [],
         "ListPodResourcesResponse": [("pod_resources", 1, F.TYPE_MESSAGE, rep, ".v1.PodResources")],
         "PodResources": [

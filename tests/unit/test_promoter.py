@@ -7,6 +7,7 @@ import pytest
 
 from tests.unit.test_loop import make
 from tuner.appliers.base import ApplierError
+from tuner.store import Trial
 from tuner.trial_state import TrialKind, TrialState
 
 
@@ -17,7 +18,7 @@ def scripted(loop, signals, incumbent, challenger):
         p50_ttft_seconds=lambda s: next(inc) if s["be/a"] == 50 else next(ch),
         p99_ttft_seconds=0.2,
     )
-    told = []
+    told: list[Trial] = []
     loop.resume()  # records the experiment, as every run does first
     first, _ = loop.run_trial({"a": 50, "b": 50})
     loop.promoter.consider(first, told.append)

@@ -91,6 +91,7 @@ def test_hung_collection_is_bounded_by_the_deadline_and_not_restarted():
     assert runner.snapshot().failures["stuck"] == 1
     assert sum(t.name == "collect-hanging" for t in threading.enumerate()) == 1
     hanging.release.set()
+    assert runner._worker is not None
     runner._worker.join(2)
     runner.run_once()
     assert runner.snapshot().success

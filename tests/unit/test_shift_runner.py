@@ -43,7 +43,7 @@ class ScriptedSignals(Signals):
 
 
 class BrokenApplier(MemoryApplier):
-    def apply(self, desired):  # type: ignore[no-untyped-def]
+    def apply(self, desired):
         raise ApplierError("haproxy: connection refused")
 
 

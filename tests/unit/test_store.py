@@ -38,7 +38,8 @@ def test_trial_lifecycle_persists_across_reopen(tmp_path):
     got = again.get(t.id)
     assert got.state == "done" and got.applied and got.valid and got.objective == 0.3
     assert got.measurements == {"rate": 5.0} and got.applied_at == clock.now()
-    assert again.incumbent("e")[0].id == t.id
+    incumbent = again.incumbent("e")
+    assert incumbent is not None and incumbent[0].id == t.id
     assert again.propose("e", {"a": 2}, {}).number == 2
     assert [x.number for x in again.in_flight("e")] == [2]
 

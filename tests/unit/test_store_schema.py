@@ -41,7 +41,9 @@ def raw_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def user_version(path: Path) -> int:
-    return int(raw_rows(path, "PRAGMA user_version")[0][0])
+    version = raw_rows(path, "PRAGMA user_version")[0][0]
+    assert isinstance(version, int)
+    return version
 
 
 def v1_copy(tmp_path: Path) -> Path:

@@ -7,7 +7,7 @@ import pytest
 
 from tuner.space import Space
 from tuner.spec import loads_experiment
-from tuner.strategy.base import TrialResult
+from tuner.strategy.base import Params, TrialResult
 from tuner.strategy.optuna_tpe import OptunaTPE
 from tuner.strategy.random_search import RandomSearch
 from tuner.strategy.skopt_gp import SkoptGP
@@ -27,10 +27,12 @@ def truth(x: int) -> float:
     return 1.0 + (x - 30) ** 2 / 400.0 if x >= 20 else 2.0
 
 
-def noisy_history(seed: int = 0) -> list[tuple[dict[str, int], float]]:
+def noisy_history(seed: int = 0) -> list[tuple[Params, float]]:
     """Every other point measured once with noise; one window at x = 8 was lucky (0.7)."""
     rng = np.random.RandomState(seed)
-    history = [({"x": x}, truth(x) + rng.normal(0.0, 0.08)) for x in range(0, 41, 2)]
+    history: list[tuple[Params, float]] = [
+        ({"x": x}, truth(x) + rng.normal(0.0, 0.08)) for x in range(0, 41, 2)
+    ]
     return [({"x": 8}, 0.7) if p["x"] == 8 else (p, v) for p, v in history]
 
 
@@ -41,7 +43,9 @@ def test_gp_recommends_the_configuration_better_on_average_not_the_lucky_one():
     assert best_observed == {"x": 8}  # the lucky window is the best single observation
     chosen = gp.recommend()
     assert chosen is not None
-    assert truth(chosen["x"]) < 1.2, chosen  # in the valley around 30, not on the plateau
+    x = chosen["x"]
+    assert isinstance(x, int)
+    assert truth(x) < 1.2, chosen  # in the valley around 30, not on the plateau
 
 
 def test_gp_recommends_only_measured_feasible_configurations():
@@ -57,12 +61,16 @@ def test_gp_recommends_only_measured_feasible_configurations():
 
 def test_gp_leaves_out_points_the_feasibility_model_calls_infeasible():
     gp = SkoptGP(SPACE, seed=0)
-    history = [({"x": x}, TrialResult(None, feasible=False)) for x in (34, 36, 38, 40)]
+    history: list[tuple[Params, TrialResult]] = [
+        ({"x": x}, TrialResult(None, feasible=False)) for x in (34, 36, 38, 40)
+    ]
     history += [({"x": 35}, TrialResult(0.5))]  # a lucky feasible window among breaches
     history += [({"x": x}, TrialResult(1.0 + x / 100)) for x in (2, 6, 10, 14)]
     gp.tell_many(history)
     chosen = gp.recommend()
-    assert chosen is not None and chosen["x"] <= 14
+    assert chosen is not None
+    x = chosen["x"]
+    assert isinstance(x, int) and x <= 14
 
 
 @pytest.mark.parametrize("make", [lambda: RandomSearch(SPACE, seed=0), lambda: OptunaTPE(SPACE)])

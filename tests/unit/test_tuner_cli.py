@@ -83,6 +83,7 @@ def test_status_without_store(tmp_path, capsys):
 def test_parser_has_one_adder_per_command():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
+    assert sub.choices is not None
     assert {"tune", "status", "rollback", "report", "controller"} <= set(sub.choices)
     assert {"sim", "generate", "demo"} <= set(sub.choices)
     assert "lab" not in sub.choices  # the lab builds on the tuner: its own command
@@ -96,7 +97,9 @@ def test_rollback_to_incumbent_and_unknown_experiment(world, capsys):
     from tuner.store import TrialStore
 
     store = TrialStore(state / "trials.db")
-    inc = store.incumbent("weights")[0]
+    incumbent = store.incumbent("weights")
+    assert incumbent is not None
+    inc = incumbent[0]
     assert applier.state == {"be/a": inc.params["a"], "be/b": inc.params["b"]}
     code = main(["rollback", "--state", str(state), "--experiment", "other"], factories)
     assert code == 1 and "no experiment named 'other'" in capsys.readouterr().err
