@@ -100,3 +100,13 @@ def test_settings_are_validated():
         ShiftSettings(relative=0.5)
     with pytest.raises(ValueError, match="headroom_ratio"):
         ShiftSettings(headroom_ratio=0.0)
+
+
+def test_a_slowdown_that_reaches_every_replica_undoes_an_early_shift():
+    settings = ShiftSettings(ema_alpha=1.0, threshold_s=0.2)
+    first = [{"a": 0.8, "b": FAST, "c": FAST}]  # a is seen slow first
+    everyone = [{"a": 0.8, "b": 0.7, "c": 0.9}] * 3
+    results = run(first + everyone, settings)
+    assert [r.weights["a"] for r in results] == [12, 16, 16, 16]
+    (undo,) = [e for e in results[1].events if e.action is ShiftAction.RESTORE]
+    assert undo.replica == "a" and undo.reason == "every other replica is degraded too"

@@ -11,7 +11,9 @@ is no valid reading). The policy, with no I/O and no clock of its own:
 * lowers a degraded replica's weight by ``step_ratio`` of its baseline per interval, never below
   ``min_weight``, and keeps stepping while it stays over;
 * restores in the same steps once the replica has stayed under the *clear* threshold
-  (``clear_ratio`` of the trip threshold: hysteresis) for ``hold_s``, up to its baseline weight;
+  (``clear_ratio`` of the trip threshold: hysteresis) for ``hold_s``, up to its baseline weight,
+  and steps a shifted replica back at once when every replica that took its load is degraded
+  too (a fleet-wide slowdown seen one replica at a time: the shift helps nobody);
 * guards capacity: at most ``max_drained`` replicas shifted at once (the worst first), and no
   step while any replica that would take the load is over ``headroom_ratio`` of the trip
   threshold: their own P99 is the evidence of headroom (1.0, the default, means "not degraded
@@ -231,12 +233,20 @@ def step(
         new[name] = _moved(state, target, -1)
 
     for name, state in list(new.items()):
-        if not state.shifted or name in degraded or state.clear_since is None:
-            continue
-        if now - state.clear_since < settings.hold_s:
+        if not state.shifted:
             continue
         amount = max(1, round(state.baseline * settings.step_ratio))
         target = min(state.baseline, state.weight + amount)
+        if name in degraded:
+            # The load went to replicas that are now degraded themselves: the slowdown is
+            # fleet-wide (or the shift overloaded them), so the shift helps nobody; step back.
+            others = [n for n in new if n != name and not new[n].shifted]
+            if others and all(n in degraded for n in others):
+                event(name, ShiftAction.RESTORE, target, "every other replica is degraded too")
+                new[name] = _moved(state, target, +1)
+            continue
+        if state.clear_since is None or now - state.clear_since < settings.hold_s:
+            continue
         event(name, ShiftAction.RESTORE, target, f"under {clear:.3f}s for {settings.hold_s:g}s")
         new[name] = _moved(state, target, +1)
     return ShiftResult(new, events)
