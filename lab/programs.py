@@ -201,7 +201,10 @@ def start_agent(
     collectors: tuple[str, ...] = AGENT_COLLECTORS,
 ) -> Running:
     """``tuneloop-agent serve`` with fake GPUs and the replicas as inference targets; host trees
-    from ``sysfs``/``procfs`` when given (a fixture node), else the agent's defaults."""
+    from ``sysfs``/``procfs`` when given (a fixture node), else the agent's defaults. The
+    inference collector runs every second, as often as Prometheus scrapes the lab: the lab's
+    short measurement windows and SLO checks (a few seconds) then always see a fresh counter,
+    where the agent's 5 s default would leave a rate over a 4 s check at zero, read as no data."""
     argv = python_module(
         "agent.cli",
         "serve",
@@ -215,6 +218,8 @@ def start_agent(
         str(state_dir),
         "--collectors",
         ",".join(collectors),
+        "--interval",
+        "inference=1",
     )
     if sysfs is not None:
         argv += ["--sysfs", str(sysfs)]

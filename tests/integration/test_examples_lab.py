@@ -57,12 +57,13 @@ def start_load(lab: Lab, port_name: str, seconds: int = 90) -> None:
 
 
 def scoped_short(data: dict[str, Any]) -> None:
-    """The fleet source scoped to the lab's model; short windows and a small budget."""
+    """The fleet source scoped to the lab's model; short windows and a small budget. A check
+    interval of 4 s holds four 1 s scrapes, so a rate over it has data on a loaded machine."""
     data["signals"]["scope"] = {"model": MODEL}
     data["measurement"].update(
-        {"warmup": {"hot": "1s"}, "window": "4s", "check_interval": "2s", "min_request_rate": 1}
+        {"warmup": {"hot": "1s"}, "window": "8s", "check_interval": "4s", "min_request_rate": 1}
     )
-    data["budget"] = {"trials": 4, "wall_time": "3m"}
+    data["budget"] = {"trials": 3, "wall_time": "3m"}
 
 
 def tune(lab: Lab, template: str, tmp: Path) -> tuple[LoopResult, TrialStore]:
@@ -70,11 +71,16 @@ def tune(lab: Lab, template: str, tmp: Path) -> tuple[LoopResult, TrialStore]:
     exp, settings = load_example(rendered, tmp, scoped_short)
     assert settings.source == "fleet" and settings.scope.model == MODEL
     clock = RealClock()
+    signals = PrometheusSignals.from_settings(settings, clock)
+    # Traffic first: the load has just started, and a trial measured before the agent's first
+    # scrape of it reaches Prometheus would be invalid (no data), and rolled back as such.
+    for c in exp.constraints:
+        assert wait_value(signals, c.ref, exp.measurement.check_interval_s) is not None, c.name
     store = TrialStore(tmp / "trials.db", clock)
     loop = TuningLoop(
         exp,
         registry_appliers(exp),
-        PrometheusSignals.from_settings(settings, clock),
+        signals,
         store,
         clock=clock,
         audit=AuditLog(tmp / "audit.jsonl", None, clock),
