@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from agent.config import load_config
-from tests.deploy.test_manifests import K8S_VERSION, _kustomize_available
-from tests.deploy.test_manifests import render as kustomize
+from tests.deploy.helm_chart import CHART, find, render
+from tests.deploy.kustomize import K8S_VERSION, kustomize_available
+from tests.deploy.kustomize import render as kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-CHART = DEPLOY / "helm" / "tuneloop"
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 HELM_LABELS = {
     "helm.sh/chart",
@@ -84,24 +84,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 helm = pytest.importorskip("helm_python", reason="needs helm-python-sdk (the dev extra)")
 
 
-def render(values: dict[str, Any]) -> list[dict[str, Any]]:
-    chart = helm.Chart.load(str(CHART))
-    manifests = chart.render(values, name="tuneloop", namespace="tuneloop", is_install=True)
-    docs: list[dict[str, Any]] = []
-    for path, text in sorted(manifests.items()):
-        if path.endswith("NOTES.txt"):
-            continue
-        docs += [doc for doc in yaml.safe_load_all(text) if doc]
-    return docs
-
-
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict[str, Any]]]:
     return {name: render(values) for name, values in VALUE_SETS.items()}
-
-
-def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
 
 
 def agent_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -160,7 +145,7 @@ def normalise(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
     return result
 
 
-@pytest.mark.skipif(not _kustomize_available(), reason="needs kubectl with kustomize v5")
+@pytest.mark.skipif(not kustomize_available(), reason="needs kubectl with kustomize v5")
 @pytest.mark.parametrize(
     ("value_set", "kustomization"),
     [

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.kustomize import K8S_VERSION, kustomize_available, render
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
-K8S_VERSION = "1.33.0"
 AGENT_CAPABILITIES = {"NET_ADMIN", "PERFMON"}  # documented in deploy/README.md
 TUNER_WRITABLE = {
     ("apps", "deployments/scale"),
@@ -26,26 +25,9 @@ TUNER_WRITABLE = {
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
-def _kustomize_available() -> bool:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        return False
-    out = subprocess.run([kubectl, "version", "--client"], capture_output=True, text=True)
-    match = re.search(r"Kustomize Version: v(\d+)", out.stdout)
-    return match is not None and int(match.group(1)) >= 5
-
-
 pytestmark = pytest.mark.skipif(
-    not _kustomize_available(), reason="needs kubectl with kustomize v5 to render manifests"
+    not kustomize_available(), reason="needs kubectl with kustomize v5 to render manifests"
 )
-
-
-def render(directory: Path) -> list[dict]:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
 @pytest.fixture(scope="module")

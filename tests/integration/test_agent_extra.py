@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_agent_serve import agent_flags, socket_port
+from tests.integration.agent_process import agent_flags, socket_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ import threading
 import time
 import urllib.request
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from agent.cli import build_parser, config_from_args, scrape_once
-from tests.fixtures.bench_results import write_results
+from tests.integration.agent_process import QuietHandler, agent_flags, socket_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +33,6 @@ VOLATILE = re.compile(
 CONTRACT_UNIT_EXCEPTIONS: set[str] = set()
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def inference_server():
     handler = partial(QuietHandler, directory=str(FIXTURES / "inference"))
@@ -47,28 +42,6 @@ def inference_server():
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def agent_flags(base_url: str, tmp_path: Path) -> list[str]:
-    write_results(tmp_path / "bench.jsonl")  # the state dir's results file
-    return [
-        "--sysfs",
-        str(FIXTURES / "node" / "sys"),
-        "--procfs",
-        str(FIXTURES / "node" / "proc"),
-        "--state-dir",
-        str(tmp_path),
-        "--gpu-backend",
-        "fake",
-        "--fake-gpus",
-        str(FIXTURES / "gpu" / "two_gpus.json"),
-        "--collectors",
-        "gpu,numa,rdma,net,inference,bench",
-        "--inference-target",
-        f"vllm-0={base_url}/vllm.metrics",
-        "--inference-target",
-        f"tgi-0={base_url}/tgi.metrics",
-    ]
 
 
 def stable_lines(text: str) -> list[str]:
@@ -139,20 +112,6 @@ def test_serve_exports_every_collector_and_passes_promtool(inference_server, tmp
     findings = {line for line in (check.stdout + check.stderr).splitlines() if line.strip()}
     assert findings <= CONTRACT_UNIT_EXCEPTIONS, findings
     assert check.returncode in (0, 3)  # 3: lint findings only, all of them excused above
-
-
-class socket_port:
-    """A free loopback port (closed again before the agent binds it)."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        return int(self._sock.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self._sock.close()
 
 
 class TricklingTarget:

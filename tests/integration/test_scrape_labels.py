@@ -25,7 +25,7 @@ import yaml
 
 from lab import programs
 from lab.processes import free_port
-from tests.integration.test_agent_serve import QuietHandler, agent_flags
+from tests.integration.agent_process import QuietHandler, agent_flags
 
 pytestmark = [
     pytest.mark.integration,

@@ -45,7 +45,7 @@ pytestmark = [
 ]
 
 pytest.importorskip("helm_python", reason="needs helm-python-sdk (the dev extra) to render")
-from tests.deploy.test_helm_chart import CHART, find, render  # noqa: E402
+from tests.deploy.helm_chart import CHART, find, render  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "lab" / "data" / "rules.yaml"

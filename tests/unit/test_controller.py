@@ -8,7 +8,7 @@ import pytest
 from freezegun import freeze_time as _freeze_time
 from kubernetes.client.rest import ApiException
 
-from tests.unit.test_loop import make
+from tests.unit.tuner_doubles import make_loop as make
 from tuneloop.clock import RealClock
 from tuneloop.validation import ConfigError
 from tuner.controller import Controller, Decision, DecisionKind, Ema, Hysteresis

@@ -5,7 +5,7 @@ import pytest
 
 from agent.exporter import Exporter, build_exposition, make_app, parse_listen
 from agent.scheduler import CollectorRunner, Schedule, Scheduler
-from tests.unit.test_scheduler import Failing, Steady
+from tests.unit.collector_doubles import Failing, Steady
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 import pytest
 
 from agent.collectors.gpu_numa import node_cpus, parse_cpulist, pci_numa_node, sysfs_bus_id
-from tests.unit.test_gpu_collector import SYSFS
+from tests.paths import FIXTURES
+
+SYSFS = FIXTURES / "node" / "sys"
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,6 @@ def test_freeze_windows_block_and_wait_with_frozen_time():
         assert guard.wait_s(clock.now(), None) == 6 * 3600
 
 
-
 def test_an_unset_current_value_leaves_only_the_bounds():
     guard = Guard(Safety(max_relative_step=0.25), KNOBS)
     out, _ = guard.constrain({"w": 90, "buf": 5e5, "cc": "bbr"}, {"w": "", "buf": None, "cc": ""})

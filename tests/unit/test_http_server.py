@@ -14,7 +14,7 @@ import pytest
 from agent.exporter import build_exposition, make_app
 from agent.httpserver import HttpServer, Limits
 from agent.scheduler import CollectorRunner, Schedule, Scheduler
-from tests.unit.test_scheduler import Steady
+from tests.unit.collector_doubles import Steady
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_loop import make
+from tests.unit.tuner_doubles import incumbent
+from tests.unit.tuner_doubles import make_loop as make
 from tuner.appliers.base import ApplierError
 from tuner.audit import AuditLog
 from tuner.loop import STOP_SIGNALS
@@ -34,7 +35,7 @@ def test_failing_objective_rolls_back_every_trial_and_stops_after_three(tmp_path
     assert all(t.state == TrialState.INVALID and t.rolled_back for t in trials)
     assert all(t.measurements["rollback_reason"] == "signal_failure" for t in trials)
     assert result.signals_failed and result.stopped.startswith(STOP_SIGNALS)
-    assert result.best is None and store.incumbent("weights") is None
+    assert result.best is None and incumbent(store) is None
     assert applier.state == START  # the initial snapshot, never an unmeasured configuration
     value = loop.metrics.value(
         "tuneloop_tuner_rollbacks_total", experiment="weights", reason="signal_failure"
@@ -47,7 +48,7 @@ def test_failing_objective_rolls_back_every_trial_and_stops_after_three(tmp_path
 def test_signal_failures_after_an_incumbent_return_to_the_incumbent(tmp_path):
     loop, applier, signals, store, _, _ = make(tmp_path)
     loop.run(max_trials=2)
-    inc, _ = store.incumbent("weights")
+    inc, _ = incumbent(store)
     signals.overrides.update(request_rate=raising, p99_ttft_seconds=0.2)
     result = loop.run(max_trials=10)
     assert result.signals_failed
@@ -103,7 +104,7 @@ def test_failed_final_apply_is_restored_audited_and_counted(tmp_path):
         applier.fail_on = lambda desired: dict(desired) == wanted
         real_finish(best, value)
 
-    loop._apply_best = fail_final
+    loop._apply_best = fail_final  # type: ignore[method-assign]
     with pytest.raises(ApplierError):
         loop.run(max_trials=3)
     final = [t for t in store.trials("weights") if t.kind == TrialKind.FINAL]

@@ -5,7 +5,9 @@ import pytest
 
 from agent.collectors.base import CollectorError
 from agent.nvml import FakeNvml, NvmlUnavailable, load_nvml
-from tests.unit.test_nvml_fake import FIXTURES
+from tests.paths import FIXTURES as ALL_FIXTURES
+
+FIXTURES = ALL_FIXTURES / "gpu"
 
 
 def test_fake_backend_is_initialised():

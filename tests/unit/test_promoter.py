@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_loop import make
+from tests.unit.tuner_doubles import incumbent
+from tests.unit.tuner_doubles import make_loop as make
 from tuner.appliers.base import ApplierError
 from tuner.store import Trial
 from tuner.trial_state import TrialKind, TrialState
@@ -36,7 +37,7 @@ def test_a_win_within_the_noise_is_measured_again(tmp_path, second, promoted):
     kinds = [x.kind for x in store.trials("weights")]
     assert kinds == ["trial", "trial", "incumbent", "challenger"]
     assert kinds.count(TrialKind.CHALLENGER) == 1 and len(told) == 2
-    inc, value = store.incumbent("weights")
+    inc, value = incumbent(store)
     if promoted:
         assert inc.params == {"a": 60, "b": 50} and value == pytest.approx((0.85 + 0.7) / 2)
     else:
@@ -47,7 +48,7 @@ def test_a_clear_win_needs_no_second_window(tmp_path):
     loop, _, signals, store, _, _ = make(tmp_path)
     t, _ = scripted(loop, signals, [1.0, 1.01], [0.5])
     assert TrialKind.CHALLENGER not in [x.kind for x in store.trials("weights")]
-    assert store.incumbent("weights")[0].id == t.id
+    assert incumbent(store)[0].id == t.id
 
 
 def test_the_final_choice_is_measured_before_it_stays(tmp_path):
@@ -58,14 +59,15 @@ def test_the_final_choice_is_measured_before_it_stays(tmp_path):
     assert result.applied_best
     final = [t for t in store.trials("weights") if t.kind == TrialKind.FINAL][-1]
     assert final.state == TrialState.DONE and final.objective is not None
-    assert result.best_value == final.objective == store.incumbent("weights")[1]
+    assert result.best_value == final.objective == incumbent(store)[1]
+    assert result.best is not None
     assert applier.state == {"be/a": result.best.params["a"], "be/b": result.best.params["b"]}
 
 
 def test_a_final_choice_that_breaches_goes_back_to_what_was_in_place(tmp_path):
     loop, applier, signals, store, _, _ = make(tmp_path, start=(40, 60))
     loop.run(max_trials=3)
-    inc, _ = store.incumbent("weights")
+    inc, _ = incumbent(store)
     applier.state.update({"be/a": 45, "be/b": 55})  # something else is in place now
     best = {"be/a": inc.params["a"], "be/b": inc.params["b"]}
     signals.overrides["p99_ttft_seconds"] = lambda s: 9.0 if dict(s) == best else 0.2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.unit.test_loop import make
+from tests.unit.tuner_doubles import make_loop as make
 from tuner.audit import AuditLog
 from tuner.metrics import COUNTED_KINDS, OUTCOMES
 

@@ -46,6 +46,7 @@ def rendered(path: Path, tmp_path: Path) -> dict[str, Any]:
     """The document as its program reads it (lab templates filled the way the lab fills them)."""
     if not path.name.startswith("lab-") or "${" not in path.read_text():
         return yaml.safe_load(path.read_text())
+
     def value(name: str) -> str:
         if name.endswith("_speed"):
             return "2.5"

@@ -55,8 +55,10 @@ def test_throughput_rises_and_saturates_while_itl_grows() -> None:
     for limit in (1, 4, 16, 64, 256):
         cfg = FleetConfig(replicas=1, batch_limit=limit, workload=WorkloadConfig(rate=40.0))
         s = run(cfg, 3, until=40.0).stats(10)
-        tput.append(s["throughput_tokens_per_second"])
-        itl.append(s["mean_itl_seconds"])
+        throughput, mean_itl = s["throughput_tokens_per_second"], s["mean_itl_seconds"]
+        assert throughput is not None and mean_itl is not None
+        tput.append(throughput)
+        itl.append(mean_itl)
     assert tput == sorted(tput)
     assert itl == sorted(itl)
     assert tput[1] / tput[0] > 2.5  # nearly linear at small batches

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from skopt.space import Categorical, Integer, Real
 
+from tuner.appliers.base import Value
 from tuner.space import Space, bdp_bytes, capacity_weights, coerce, initial_points
 from tuner.spec import loads_experiment
 
@@ -57,7 +58,7 @@ def test_bdp_and_capacity_helpers():
 
 def test_initial_points_current_first_then_domain():
     exp = loads_experiment(TEXT)
-    current = {"wa": 100, "wb": 100, "rmem": 212992, "frac": 0.5, "cc": "cubic"}
+    current: dict[str, Value] = {"wa": 100, "wb": 100, "rmem": 212992, "frac": 0.5, "cc": "cubic"}
     points = initial_points(exp.knobs, current, {"wa": 30.0, "wb": 10.0})
     assert points[0] == current
     assert points[1]["wa"] == 100 and points[1]["wb"] == 33  # proportional, top kept at 100
@@ -68,7 +69,7 @@ def test_initial_points_current_first_then_domain():
 
 def test_initial_points_without_hints_is_current_only():
     exp = loads_experiment(TEXT)
-    current = {"wa": 100, "wb": 100, "rmem": 212992, "frac": 0.5, "cc": "cubic"}
+    current: dict[str, Value] = {"wa": 100, "wb": 100, "rmem": 212992, "frac": 0.5, "cc": "cubic"}
     assert initial_points(exp.knobs[3:], current, {}) == [{"frac": 0.5, "cc": "cubic"}]
 
 
@@ -107,5 +108,6 @@ knobs:
 objective: {signal: p99_ttft_seconds}
 """
     )
-    first = initial_points(exp.knobs, {"r": "", "w": None, "c": ""}, {})[0]
+    unset: dict[str, Value] = {"r": "", "c": ""}  # a key missing: read as unset too
+    first = initial_points(exp.knobs, unset, {})[0]
     assert first == {"r": 1000, "w": 4000, "c": "cubic"}

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tuneloop.validation import ConfigError
+from tuner.appliers.base import Value
 from tuner.space import Space
 from tuner.spec import StrategyConfig, loads_experiment
 from tuner.strategy.base import InfeasibleLiar, TrialResult, replay
@@ -84,7 +85,7 @@ def test_liar_margin():
 
 
 def test_replay_batches_for_gp_and_skips_tried_initial_points():
-    initial = [{"x": 0.0, "n": 8}, {"x": 2.0, "n": 32}]
+    initial: list[dict[str, Value]] = [{"x": 0.0, "n": 8}, {"x": 2.0, "n": 32}]
     gp = SkoptGP(SPACE, seed=0, initial=initial)
     replay(gp, [(initial[0], TrialResult(1.0)), ({"x": -1.0, "n": 2}, TrialResult(3.0))])
     assert gp.observations == 2

@@ -58,8 +58,8 @@ HISTORY = [(8, 0.1), (16, 0.9), (32, 0.5), (48, 0.2), (64, 0.7), (90, 0.1), (100
 def test_the_strategy_learns_where_the_constraint_cuts_off() -> None:
     gp = SkoptGP(SPACE, seed=0)
     for batch, frac in [*HISTORY, (400, 0.3), (512, 0.8)]:
-        p = {"batch": batch, "frac": frac}
-        gp.tell(p, outcome(p))
+        told: dict[str, Value] = {"batch": batch, "frac": frac}
+        gp.tell(told, outcome(told))
     xt = gp._opt.space.transform([[300, 0.5], [32, 0.5]])
     far, near = gp._feasibility().probability(xt)
     assert far < 0.2 and near > 0.9

@@ -6,7 +6,7 @@ import threading
 
 from prometheus_client import generate_latest
 
-from tests.unit.test_loop import make
+from tests.unit.tuner_doubles import make_loop as make
 from tuneloop.catalog.tuner import SPECS
 from tuner.metrics import TunerMetrics
 

@@ -12,10 +12,14 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tuner.appliers.base import Applier, ApplierError, Value
 from tuner.signals.base import SignalRef, Signals
+
+if TYPE_CHECKING:
+    from tuner.loop import TuningLoop
+    from tuner.store import Trial, TrialStore
 
 EXPERIMENT = """
 name: weights
@@ -176,3 +180,48 @@ def file_loop(state_dir: Path, pause_s: float = 0.0):  # pragma: no cover - used
 if __name__ == "__main__":  # pragma: no cover
     loop, _, _ = file_loop(Path(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
     loop.run()
+
+
+class LoopKit(NamedTuple):
+    """A tuning loop on test doubles, and the doubles, for tests to drive and inspect."""
+
+    loop: TuningLoop
+    applier: MemoryApplier
+    signals: ModelSignals
+    store: TrialStore
+    clock: FakeClock
+    lines: list[str]
+
+
+def make_loop(tmp_path: Path, text: str = EXPERIMENT, start: tuple[int, int] = (50, 50)) -> LoopKit:
+    """The test experiment's loop: a memory applier at ``start``, a latency model with its
+    optimum at (70, 30), a simulated clock, a store and audit log under ``tmp_path``."""
+    from tuner.audit import AuditLog
+    from tuner.loop import TuningLoop
+    from tuner.spec import loads_experiment
+    from tuner.store import TrialStore
+
+    exp = loads_experiment(text)
+    applier = MemoryApplier({"be/a": start[0], "be/b": start[1]})
+    signals = ModelSignals(lambda: applier.state, {"be/a": 70, "be/b": 30})
+    clock = FakeClock()
+    store = TrialStore(tmp_path / "trials.db", clock)
+    audit = AuditLog(tmp_path / "audit.jsonl", clock=clock)
+    lines: list[str] = []
+    loop = TuningLoop(
+        exp, {"lb": applier}, signals, store, clock=clock, audit=audit, progress=lines.append
+    )
+    return LoopKit(loop, applier, signals, store, clock, lines)
+
+
+def incumbent(store: TrialStore, name: str = "weights") -> tuple[Trial, float]:
+    """The promoted incumbent and its value; the test fails if there is none."""
+    found = store.incumbent(name)
+    assert found is not None, f"{name}: no incumbent"
+    return found
+
+
+def measured(value: float | None) -> float:
+    """A value the test expects to be measured (not None)."""
+    assert value is not None
+    return value
