@@ -11,6 +11,8 @@ AGENT_POD = (
 )
 TUNER_STALL_SECONDS = 2 * 86400
 TUNER_INVALID_SHARE = 0.5
+# Labels that change when the tuner's pod is replaced.
+_TUNER_POD = "pod, instance"
 _TUNER_SHELL = "kubectl -n tuneloop exec tuneloop-tuner-shell --"
 _TUNER_COMMANDS = (
     "kubectl -n tuneloop get cronjob tuneloop-tuner",
@@ -92,7 +94,9 @@ GROUPS = [
         (
             Alert(
                 name="TuneloopTunerRolledBack",
-                expr="increase(tuneloop_tuner_rollbacks_total[1h]) > 0 or (tuneloop_tuner_rollbacks_total unless tuneloop_tuner_rollbacks_total offset 1h)",
+                # The tuner seeds its counters from the trial store when it starts, so a new
+                # pod's series appear already counted: compare across pods, not per series.
+                expr=f"sum without ({_TUNER_POD}) (increase(tuneloop_tuner_rollbacks_total[1h])) > 0 or (sum without ({_TUNER_POD}) (tuneloop_tuner_rollbacks_total) unless sum without ({_TUNER_POD}) (tuneloop_tuner_rollbacks_total offset 1h))",
                 severity="info",
                 for_="0m",
                 summary="The tuner rolled back a change.",
@@ -139,6 +143,22 @@ GROUPS = [
                         ),
                     ),
                     eval_time="90m",
+                ),
+                more_cases=(
+                    # a restarted tuner's pod exports the counts it read back from its store
+                    Case(
+                        series=(
+                            (
+                                'tuneloop_tuner_rollbacks_total{experiment="tcp",reason="slo_breach",pod="tuner-a",instance="10.0.0.1:9110"}',
+                                "1x60",
+                            ),
+                            (
+                                'tuneloop_tuner_rollbacks_total{experiment="tcp",reason="slo_breach",pod="tuner-b",instance="10.0.0.2:9110"}',
+                                "_x60 1x60",
+                            ),
+                        ),
+                        eval_time="90m",
+                    ),
                 ),
             ),
             Alert(

@@ -233,7 +233,7 @@ def run_controller(config: ControllerConfig, factories: Factories) -> int:
     holder = config.lease.identity if config.lease is not None else None
     controller = Controller(config, loops, clock, holder=holder)
     if config.metrics_port:
-        metrics.serve(config.metrics_port)
+        metrics.serve(config.metrics_port, config.metrics_address)
     stop = threading.Event()
     if config.lease is None:
         controller.run(stop)

@@ -6,6 +6,7 @@ folder; the ``hysteresis:`` mapping fills the ``*_ratio`` and ``min_interval_s``
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ class ControllerConfig:
         300.0, key="interval", kind="duration", help="Time between checks of the objective."
     )
     metrics_port: int = setting(9108, minimum=0, maximum=65535, help="Port of /metrics.")
+    metrics_address: str = setting(
+        "0.0.0.0", help="Address /metrics binds to (127.0.0.1 behind a local proxy)."
+    )
     ema_alpha: float = setting(
         0.3, positive=True, maximum=1, help="Smoothing of the objective (EMA weight of a sample)."
     )
@@ -82,6 +86,10 @@ class ControllerConfig:
     }
 
     def check_config(self, field: str) -> None:
+        try:
+            ipaddress.ip_address(self.metrics_address)
+        except ValueError:
+            fail(join(field, "metrics_address"), "must be an IP address")
         if self.clear_ratio >= self.start_ratio:
             msg = f"must be below hysteresis.start ({self.start_ratio:g})"
             fail(join(field, "hysteresis.clear"), msg)

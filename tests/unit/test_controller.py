@@ -116,6 +116,7 @@ def test_config_defaults_are_relative_to_the_file(tmp_path):
         ("lease: {retry_period: 500ms}", r"^lease\.retry_period: must be at least 1s"),
         ("lease: {renew_deadline: 2s}", r"^lease\.renew_deadline: must exceed 1\.2 x retry"),
         ("metrics_port: 70000", r"^metrics_port: must be <= 65535"),
+        ("metrics_address: localhost", r"^metrics_address: must be an IP address"),
         ("ema_alpha: 0", r"^ema_alpha: must be a positive number"),
         ("interval: soon", r"^interval: must be a duration"),
     ],
