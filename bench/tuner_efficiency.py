@@ -87,6 +87,8 @@ def oracle(pool: Any, problem: Problem) -> tuple[float, dict[str, Any], float]:
     for params, (value, feasible) in zip(grid, results, strict=True):
         if feasible and value < best:
             best, best_p = value, params
+    if not best_p:
+        raise SystemExit(f"{problem.name}: no grid point is feasible in truth; regret is undefined")
     return best, best_p, time.perf_counter() - start
 
 
@@ -247,6 +249,11 @@ def main() -> None:
     ap.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "tuner_efficiency.json")
     )
+    ap.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only these problems in --out's earlier results, keeping the others",
+    )
     args = ap.parse_args()
     started = time.perf_counter()
     absent: dict[str, str] = {}
@@ -260,6 +267,11 @@ def main() -> None:
         "absent": absent,
         "problems": {},
     }
+    if args.update and Path(args.out).exists():
+        earlier = json.loads(Path(args.out).read_text())
+        kept = {k: v for k, v in earlier["problems"].items() if k not in args.problems}
+        report["problems"] = kept
+        report["config"]["updated"] = list(args.problems)
     with mp.Pool(args.workers, initializer=_one_thread) as pool:
         grids = {name: oracle(pool, get_problem(name)) for name in args.problems}
         print(f"grid oracles (true values) done in {time.perf_counter() - started:.0f} s")

@@ -7,7 +7,7 @@ import pytest
 from tuner.appliers.base import ApplierError, VerifyError
 from tuner.signals.base import SignalError, SignalRef
 from tuner.sim.fleet import FleetConfig, SimFleet
-from tuner.sim.problems import PROBLEMS, get_problem
+from tuner.sim.problems import BATCHING_ITL_S, PROBLEMS, get_problem
 from tuner.sim.seams import SimApplier, SimClock, SimSignals
 from tuner.sim.workload import WorkloadConfig
 
@@ -103,3 +103,17 @@ def test_problems_are_deterministic_and_cover_the_knob_kinds() -> None:
     assert slow is not None and base is not None and slow > base
     with pytest.raises(ValueError, match="unknown problem"):
         get_problem("nope")
+
+
+def test_the_batching_problem_has_a_feasible_band_between_two_failures() -> None:
+    # Too low a limit queues requests into errors; too high breaks the ITL objective's SLO.
+    prob = get_problem("batching")
+    verdicts = {
+        limit: prob.evaluate({"batch_limit": limit, "balancer": "least_conn"}, 1, 300.0)
+        for limit in (24, 40, 64)
+    }
+    assert [feasible for _, feasible, _ in verdicts.values()] == [False, True, False]
+    errors_at_24 = verdicts[24][2]["error_ratio"]
+    itl_at_64 = verdicts[64][2]["p99_itl_seconds"]
+    assert errors_at_24 is not None and errors_at_24 > 0.01
+    assert itl_at_64 is not None and itl_at_64 > BATCHING_ITL_S

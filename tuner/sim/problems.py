@@ -126,19 +126,23 @@ def _int(params: Mapping[str, Value], name: str) -> int:
     return int(params[name])
 
 
-# 1. Batch limit and balancer on a small-memory fleet: too low queues, too high preempts.
+# 1. Batch limit and balancer on a small-memory fleet: too low a limit queues requests until
+# they time out; a higher one shortens end-to-end latency but lengthens every step (ITL).
+BATCHING_ITL_S = 0.21
+
+
 def _batching_build(p: Mapping[str, Value]) -> FleetConfig:
     return FleetConfig(
         profiles=("A100-40GB",),
         replicas=3,
         batch_limit=_int(p, "batch_limit"),
         balancer=str(p["balancer"]),
-        workload=WorkloadConfig(rate=22.0, prompt_mean=900.0, output_mean=300.0),
+        workload=WorkloadConfig(rate=16.0, prompt_mean=900.0, output_mean=300.0),
     )
 
 
 def _batching_score(p: Mapping[str, Value], m: Metrics) -> tuple[float | None, bool]:
-    ok = _slo(m, {"p99_itl_seconds": 0.10, "error_ratio": 0.01})
+    ok = _slo(m, {"p99_itl_seconds": BATCHING_ITL_S, "error_ratio": 0.01})
     return m["p99_e2e_latency_seconds"], ok
 
 
@@ -228,7 +232,7 @@ PROBLEMS: dict[str, Problem] = {
     for p in (
         Problem(
             "batching",
-            "batch limit and balancer on 3 x A100-40GB; min p99 e2e, p99 ITL <= 100 ms",
+            "batch limit and balancer on 3 x A100-40GB; min p99 e2e, p99 ITL <= 210 ms",
             (Knob("batch_limit", "int", 4, 512, log=True), BAL),
             _batching_build,
             _batching_score,
