@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from agent.exporter import Exporter, make_app
-from agent.webconfig import WebConfigError, load_web_config, require_basic_auth
+from agent.webconfig import (
+    WebConfigError,
+    bcrypt_verify,
+    load_web_config,
+    require_basic_auth,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -174,3 +179,26 @@ def test_make_app_answers_405_itself() -> None:
     app({"REQUEST_METHOD": "POST"}, lambda s, h: seen.append((s, h)))
     status, headers = seen[0]
     assert status.startswith("405") and ("Allow", "GET, HEAD") in headers
+
+
+def test_tls_with_basic_auth_checks_real_bcrypt_hashes(pki, serve) -> None:
+    bcrypt = pytest.importorskip("bcrypt")
+    # htpasswd and Prometheus' own docs write the $2y$ variant; accept it as the exporters do.
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$")
+    config = pki / "auth.yml"
+    config.write_text(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+    )
+    web = load_web_config(config)
+    verify = bcrypt_verify()
+    assert verify is not None
+    url = serve(require_basic_auth(ok_app, web.users, verify), web.ssl_context)
+    context = client_context(pki, with_cert=False)
+
+    def basic(user_password: bytes) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(user_password).decode()}
+
+    assert fetch(url, context) == 401
+    assert fetch(url, context, basic(b"prometheus:wrong")) == 401
+    assert fetch(url, context, basic(b"prometheus:s3cret")) == 200
