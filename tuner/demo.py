@@ -38,6 +38,8 @@ from tuner.sim.profiles import profile
 from tuner.sim.seams import SimApplier, SimClock, SimSignals
 from tuner.sim.workload import WorkloadConfig
 from tuner.spec import Experiment, loads_experiment
+from tuner.store import Trial
+from tuner.trial_state import TrialState
 from tuner.wiring import Factories, build_loop
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,26 @@ def render_markdown(rows: Sequence[tuple[str, str, str]], slo: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def best_observed(trials: Sequence[Trial]) -> Trial | None:
+    """The measured feasible trial with the lowest objective in a single window."""
+    measured = [
+        t for t in trials if t.state == TrialState.DONE and t.feasible and t.objective is not None
+    ]
+    return min(measured, key=lambda t: t.objective or 0.0, default=None)
+
+
+def applied_line(result: LoopResult, observed: Trial | None) -> str:
+    """What stays applied, its re-measured objective, and the best single window beside it."""
+    if not result.applied_best or result.best_value is None:
+        return f"\nnothing new applied ({result.stopped}); the starting configuration stays"
+    line = f"\napplied: objective {result.best_value:.3f} s re-measured after the final apply"
+    if observed is not None and observed.objective is not None:
+        line += (
+            f" (best single window observed: {observed.objective:.3f} s, trial {observed.number})"
+        )
+    return line
+
+
 def _fresh_state(state: Path) -> None:
     """Remove what a previous demo left in its own state directory (its store and audit log)."""
     for name in ("trials.db", "trials.db-wal", "trials.db-shm", "audit.jsonl"):
@@ -266,9 +288,11 @@ def run_demo(out: Path, trials: int, seed: int, quick: bool) -> tuple[Snapshot, 
     loop = build_loop(exp, factories, state, progress=Progress(prefix="  "))
     try:
         result: LoopResult = loop.run(max_trials=trials, apply=True)
+        observed = best_observed(loop.store.trials(NAME))
         paths = write_report(loop.store, out, NAME)
     finally:
         loop.store.close()
+    print(applied_line(result, observed), flush=True)
     best = dict(result.recommendation or START)
     log.info("demo tuned: %s", result.stopped, extra={"experiment": NAME})
     before = measure(exp, START, seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ def test_short_demo_improves_the_objective_and_keeps_the_slo(
     assert after.params != before.params and before.params == START
     out = capsys.readouterr().out
     assert out.count("trial ") >= 8 and "P99 TTFT (s)" in out and "before" in out
+    applied = re.search(r"applied: objective ([0-9.]+) s re-measured .*observed: ([0-9.]+) s", out)
+    assert applied is not None, out
     text = md.read_text()
     assert "## Before and after" in text and "| P99 end-to-end (s) |" in text
     png = tmp_path / "demo-fleet-convergence.png"
