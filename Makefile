@@ -50,7 +50,9 @@ test: debs $(BIN)/.installed lint typecheck layers check-generated
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: debs $(BIN)/.installed
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in $(filter-out bench/__init__.py bench/common.py bench/tuner_efficiency_peers.py,$(wildcard bench/*.py)); do \
+		$(BIN)/python -m bench.$$(basename $$script .py) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

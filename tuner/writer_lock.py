@@ -12,6 +12,9 @@ write trials sees it, and the lock check and a trial write share one transaction
   :class:`LockLostError` otherwise: a writer whose lock was taken over (it paused past its ttl,
   say) cannot write again, even if it does not yet know it lost.
 * An expired lock that nobody took over is still its holder's: its heartbeat refreshes it.
+* A lock whose holder is a process of this host that no longer exists (a tuner killed with
+  SIGKILL, then started again) is taken at once, as a stale pid file would be: a restarted tuner
+  resumes without waiting out the ttl. Holders on other hosts always wait for the ttl.
 
 How ``tuneloop tune`` should use it::
 
@@ -78,6 +81,22 @@ class LockRow:
         return now - self.heartbeat_at < self.ttl_s
 
 
+def exited_here(holder: str | None) -> bool:
+    """True when ``holder`` is a ``host:pid`` of this host whose process no longer exists (a
+    tuner killed with SIGKILL): its lock need not wait out the ttl. Any other holder (another
+    host, a Lease identity, a live or unknowable process) is not known to be gone."""
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) <= 0:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, under another user
+        return False
+    return False
+
+
 def read_lock(db: sqlite3.Connection, experiment: str) -> LockRow | None:
     row = db.execute(
         "SELECT holder, started_at, heartbeat_at, ttl_s, token FROM writer_locks "
@@ -107,7 +126,7 @@ def check_token(db: sqlite3.Connection, experiment: str, token: int) -> None:
 def claim(db: sqlite3.Connection, experiment: str, holder: str, ttl_s: float, now: float) -> int:
     """Take the lock (call in a transaction); returns the new token."""
     row = read_lock(db, experiment)
-    if row is not None and row.live(now):
+    if row is not None and row.live(now) and not exited_here(row.holder):
         assert row.started_at is not None
         raise WriterLockedError(
             f"experiment {experiment!r} is being tuned by {row.holder} since "
@@ -117,7 +136,8 @@ def claim(db: sqlite3.Connection, experiment: str, holder: str, ttl_s: float, no
     token = 1 if row is None else row.token + 1
     if row is not None and row.holder is not None:
         log.warning(
-            "taking over the expired writer lock of experiment %r from %s (last heartbeat %s, "
+            "taking over the expired or orphaned writer lock of experiment %r from %s "
+            "(last heartbeat %s, "
             "ttl %gs); new token %d",
             experiment,
             row.holder,

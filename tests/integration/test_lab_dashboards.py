@@ -72,6 +72,7 @@ NO_DATA_IN_LAB: dict[str, str] = {
     "tuneloop_rdma_port_receive_discards_total": "the fixture node's ports count no discards",
     "tuneloop_iperf3_receive_throughput_bytes_per_second": "the lab ran no reverse iperf3 test",
     "tuneloop_iperf3_failures_total": "no iperf3 test failed in the lab",
+    "tuneloop_shift_": "the lab runs no traffic shifter (test_shift_lab.py drives one)",
 }
 REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}]")  # what Grafana escapes in regex values
 VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")

@@ -1,19 +1,22 @@
-"""Nothing unmeasured stays applied, on real HAProxy and a real (broken, then stopped) Prometheus.
+"""Nothing unmeasured stays applied, on real HAProxy and a real (broken, empty, stopped) Prometheus.
 
-The tuner changes HAProxy server weights through its runtime API; its objective comes from a
-Prometheus whose query has a syntax error, or from a Prometheus that has been stopped. Every
-trial must be rolled back at once, the run must stop after three signal failures with a non-zero
-exit, and HAProxy's ``show servers state`` must then hold exactly the weights of the store's
-initial snapshot (there is no incumbent: nothing was ever measured).
+The tuner changes HAProxy server weights through its runtime API. An objective with a syntax
+error, or a Prometheus that does not answer, is refused by the preflight: exit 1, no trial, the
+weights untouched. An objective that answers with no data, or a Prometheus stopped in the middle
+of a trial, gets past the preflight: then every trial must be rolled back at once, the run must
+stop after three signal failures (exit 4), and HAProxy's ``show servers state`` must hold exactly
+the weights of the store's initial snapshot (there is no incumbent: nothing was ever measured).
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 
+from lab.processes import wait_until
 from tests.realprocs import haproxy, prometheus
 from tuner.cli import EXIT_SIGNALS_FAILED, main
 from tuner.store import TrialStore
@@ -30,6 +33,7 @@ pytestmark = [
 INITIAL = {"r0": 10, "r1": 30}
 GOOD_OBJECTIVE = "sum(vector(1))"
 BROKEN_OBJECTIVE = "sum(rate(up[$window])"  # a missing parenthesis: Prometheus answers 400
+NO_DATA_OBJECTIVE = "sum(rate(tuneloop_never_exported_total[$window]))"
 
 EXPERIMENT = """
 name: weights
@@ -43,7 +47,7 @@ knobs:
 objective: {{query: '{objective}', direction: maximize}}
 measurement:
   warmup: {{hot: 0s}}
-  window: 1s
+  window: {window}
   check_interval: 1s
   rate: {{query: 'vector(5)'}}
 budget: {{trials: 8}}
@@ -71,9 +75,11 @@ def show_servers_state(address: str, backend: str) -> dict[str, int]:
     return out
 
 
-def run_tuner(tmp_path: Path, url: str, admin: str, objective: str) -> tuple[int, Path]:
+def run_tuner(
+    tmp_path: Path, url: str, admin: str, objective: str, window: str = "1s"
+) -> tuple[int, Path]:
     exp = tmp_path / "exp.yaml"
-    exp.write_text(EXPERIMENT.format(url=url, admin=admin, objective=objective))
+    exp.write_text(EXPERIMENT.format(url=url, admin=admin, objective=objective, window=window))
     state = tmp_path / "state"
     return main(["tune", str(exp), "--apply", "--state", str(state)], Factories()), state
 
@@ -98,25 +104,73 @@ def check_left_on_initial_snapshot(state: Path, admin: str) -> None:
     assert {f"llm/{s}": w for s, w in in_place.items()} == {k: int(v) for k, v in initial.items()}
 
 
+def check_nothing_changed(state: Path, admin: str) -> None:
+    store = TrialStore(state / "trials.db")
+    try:
+        assert store.trials("weights") == []
+    finally:
+        store.close()
+    assert show_servers_state(admin, "llm") == INITIAL
+
+
 @pytest.mark.timeout(120)
-def test_promql_syntax_error_leaves_no_unmeasured_configuration(tmp_path, capsys):
+def test_promql_syntax_error_is_refused_before_any_change(tmp_path, capsys):
     with (
         haproxy.running_haproxy(tmp_path / "haproxy", {"llm": INITIAL}) as lb,
         prometheus.running_prometheus(tmp_path / "prom", ["127.0.0.1:9"]) as prom,
     ):
         code, state = run_tuner(tmp_path, prom.url, lb.admin_address, BROKEN_OBJECTIVE)
-        assert code == EXIT_SIGNALS_FAILED
-        assert "signals failing" in capsys.readouterr().err
-        check_left_on_initial_snapshot(state, lb.admin_address)
+        assert code == 1  # an error, said before anything changed
+        err = capsys.readouterr().err
+        assert "preflight" in err and "nothing was changed" in err and "parse error" in err
+        check_nothing_changed(state, lb.admin_address)
 
 
 @pytest.mark.timeout(120)
-def test_stopped_prometheus_leaves_no_unmeasured_configuration(tmp_path, capsys):
+def test_unreachable_prometheus_is_refused_before_any_change(tmp_path, capsys):
     with haproxy.running_haproxy(tmp_path / "haproxy", {"llm": INITIAL}) as lb:
         with prometheus.running_prometheus(tmp_path / "prom", ["127.0.0.1:9"]) as prom:
             url = prom.url
         # Prometheus is stopped now; its port answers nothing.
         code, state = run_tuner(tmp_path, url, lb.admin_address, GOOD_OBJECTIVE)
+        assert code == 1  # an error, said before anything changed
+        assert "Connection refused" in capsys.readouterr().err
+        check_nothing_changed(state, lb.admin_address)
+
+
+@pytest.mark.timeout(120)
+def test_an_objective_without_data_leaves_no_unmeasured_configuration(tmp_path, capsys):
+    # No data passes preflight (there may be no traffic yet); no trial can be measured.
+    with (
+        haproxy.running_haproxy(tmp_path / "haproxy", {"llm": INITIAL}) as lb,
+        prometheus.running_prometheus(tmp_path / "prom", ["127.0.0.1:9"]) as prom,
+    ):
+        code, state = run_tuner(tmp_path, prom.url, lb.admin_address, NO_DATA_OBJECTIVE)
+        assert code == EXIT_SIGNALS_FAILED
+        assert "signals failing" in capsys.readouterr().err
+        check_left_on_initial_snapshot(state, lb.admin_address)
+
+
+@pytest.mark.timeout(180)
+def test_prometheus_stopping_mid_trial_leaves_no_unmeasured_configuration(tmp_path, capsys):
+    with (
+        haproxy.running_haproxy(tmp_path / "haproxy", {"llm": INITIAL}) as lb,
+        prometheus.running_prometheus(tmp_path / "prom", ["127.0.0.1:9"]) as prom,
+    ):
+        outcome: list[tuple[int, Path]] = []
+        tuner = threading.Thread(
+            target=lambda: outcome.append(
+                run_tuner(tmp_path, prom.url, lb.admin_address, GOOD_OBJECTIVE, window="15s")
+            )
+        )
+        tuner.start()
+        audit = tmp_path / "state" / "audit.jsonl"
+        wait_until(lambda: audit.exists() and '"apply"' in audit.read_text(), 60, "the first apply")
+        prom.proc.terminate()  # within the first trial's 15 s window
+        prom.proc.wait(timeout=30)
+        tuner.join(timeout=150)
+        assert not tuner.is_alive()
+        ((code, state),) = outcome
         assert code == EXIT_SIGNALS_FAILED
         assert "signals failing" in capsys.readouterr().err
         check_left_on_initial_snapshot(state, lb.admin_address)

@@ -35,7 +35,7 @@ def test_failing_objective_rolls_back_every_trial_and_stops_after_three(tmp_path
     assert all(t.state == TrialState.INVALID and t.rolled_back for t in trials)
     assert all(t.measurements["rollback_reason"] == "signal_failure" for t in trials)
     assert result.signals_failed and result.stopped.startswith(STOP_SIGNALS)
-    assert result.best is None and incumbent(store) is None
+    assert result.best is None and store.incumbent("weights") is None
     assert applier.state == START  # the initial snapshot, never an unmeasured configuration
     value = loop.metrics.value(
         "tuneloop_tuner_rollbacks_total", experiment="weights", reason="signal_failure"

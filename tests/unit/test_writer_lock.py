@@ -57,7 +57,7 @@ def test_an_expired_lock_is_taken_over_and_the_old_holder_cannot_write(tmp_path,
     clock.sleep(61)
     with caplog.at_level(logging.WARNING, logger="tuner.writer_lock"):
         new = second.acquire_writer("w", holder="host:99", ttl_s=60)
-    assert new.token == 2 and "taking over the expired writer lock" in caplog.text
+    assert new.token == 2 and "taking over the expired or orphaned writer lock" in caplog.text
     assert "from host:1234" in caplog.text
 
     refused = [
@@ -165,3 +165,18 @@ def test_closing_a_store_releases_its_locks(tmp_path):
     first.acquire_writer("w", holder="host:1")
     first.close()
     assert second.acquire_writer("w", holder="host:2").token == 2
+
+
+def test_a_lock_of_a_process_of_this_host_that_is_gone_is_taken_at_once(tmp_path):
+    first, second, _ = two_stores(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    here = socket.gethostname()
+    first.acquire_writer("w", holder=f"{here}:{gone}", ttl_s=600)
+    taken = second.acquire_writer("w", holder=f"{here}:{os.getpid()}", ttl_s=600)
+    assert taken.token == 2  # no wait for the ttl: that tuner was killed
+    with pytest.raises(WriterLockedError):  # a live process of this host holds it now
+        first.acquire_writer("w", holder=f"{here}:{gone}")
+    first.acquire_writer("x", holder=f"elsewhere:{gone}", ttl_s=600)
+    with pytest.raises(WriterLockedError):  # another host's process is never judged from here
+        second.acquire_writer("x", holder=f"{here}:{os.getpid()}")
