@@ -112,11 +112,11 @@ dashboard = make(
                     ),
                 ),
                 panel(
-                    "NVLink errors",
+                    "NVLink errors (all links; by link in the series' link label)",
                     "short",
                     (
-                        f"sum without (namespace, pod, container) (increase(tuneloop_gpu_nvlink_errors_total{{{S}}}[$__rate_interval])) > 0",
-                        L + " link {{link}} {{error}}",
+                        f"sum by (cluster, node, gpu, error) (increase(tuneloop_gpu_nvlink_errors_total{{{S}}}[$__rate_interval]))",
+                        L + " {{error}}",
                     ),
                 ),
                 panel(
