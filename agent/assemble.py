@@ -25,7 +25,13 @@ def _gpu(config: AgentConfig, built: dict[str, Collector]) -> Collector:
     def build() -> GpuCollector:
         nvml = load_nvml(config.gpu.backend, config.gpu.fake_gpus)
         resolver = PodResolver(config.procfs, config.gpu.pod_resources_socket)
-        return GpuCollector(nvml, config.sysfs, config.procfs, pod_resolver=resolver)
+        return GpuCollector(
+            nvml,
+            config.sysfs,
+            config.procfs,
+            pod_resolver=resolver,
+            process_metrics=config.gpu.process_metrics,
+        )
 
     return DeferredCollector("gpu", build)
 

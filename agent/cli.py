@@ -62,6 +62,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pod-resources-socket", help="kubelet pod-resources socket, if mounted")
     parser.add_argument(
+        "--gpu-process-metrics",
+        action="store_const",
+        const=True,
+        help="export per-process GPU memory with a pid label (off by default)",
+    )
+    parser.add_argument(
         "--inference-target",
         action="append",
         default=[],
@@ -91,6 +97,7 @@ def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         "gpu.backend": args.gpu_backend,
         "gpu.fake_gpus": args.fake_gpus,
         "gpu.pod_resources_socket": args.pod_resources_socket,
+        "gpu.process_metrics": args.gpu_process_metrics,
     }
     out.update({k: val for k, val in simple.items() if val is not None})
     if args.collectors is not None:

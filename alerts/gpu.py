@@ -281,8 +281,9 @@ GROUPS = [
                         "kubectl get pods -A -o wide --field-selector spec.nodeName=NODE",
                     ),
                     mitigation=(
-                        "Find the process holding the memory (tuneloop_gpu_process_memory_used_bytes "
-                        "by pid and pod); two servers sharing one GPU is the usual cause.",
+                        "Find the pod holding the GPU (the namespace and pod labels of "
+                        "tuneloop_gpu_memory_used_bytes; by pid with gpu.process_metrics on); two "
+                        "servers sharing one GPU is the usual cause.",
                         "Lower the server's memory share (vLLM --gpu-memory-utilization) or move "
                         "one workload to another GPU.",
                     ),

@@ -37,7 +37,7 @@ XID_PROMQL = (
     "tuneloop_gpu_xid_last_seen_timestamp_seconds",
     "increase(tuneloop_gpu_xid_errors_total[1h])",
     "tuneloop_gpu_info",
-    "tuneloop_gpu_process_memory_used_bytes",
+    "tuneloop_gpu_memory_used_bytes",
 )
 XID_COMMANDS = (
     AGENT_POD,
@@ -149,8 +149,8 @@ XID_ALERTS = (
             promql=XID_PROMQL,
             commands=XID_COMMANDS,
             mitigation=(
-                "Read the logs of the pod on that GPU (tuneloop_gpu_process_memory_used_bytes "
-                "names it); it is an application or model problem.",
+                "Read the logs of the pod on that GPU (the namespace and pod labels of "
+                "tuneloop_gpu_xid_errors_total name it); it is an application or model problem.",
                 "If the same XID follows one GPU across different workloads, treat it as hardware.",
             ),
         ),

@@ -1,4 +1,5 @@
-"""GPUs: utilization, memory, power, energy, clocks, PCIe, throttling, XID/ECC, MIG, their pods.
+"""GPUs: utilization, GPM activity, memory, power, energy, clocks, PCIe, NVLink, video engines,
+throttling, XID/ECC, MIG, and the pods holding them.
 
 Close to what dcgm-exporter's dashboard shows, from the agent's NVML collector.
 """
@@ -66,6 +67,80 @@ dashboard = make(
             ],
         ),
         (
+            "Activity (GPM, Hopper and later)",
+            [
+                panel(
+                    "SM active",
+                    "percentunit",
+                    (f"tuneloop_gpu_sm_active_ratio{{{S}}}", L + " {{namespace}}/{{pod}}"),
+                ),
+                panel(
+                    "SM occupancy",
+                    "percentunit",
+                    (f"tuneloop_gpu_sm_occupancy_ratio{{{S}}}", L + " {{namespace}}/{{pod}}"),
+                ),
+                panel(
+                    "DRAM active",
+                    "percentunit",
+                    (f"tuneloop_gpu_dram_active_ratio{{{S}}}", L + " {{namespace}}/{{pod}}"),
+                ),
+                panel(
+                    "Pipe active",
+                    "percentunit",
+                    (f"tuneloop_gpu_pipe_active_ratio{{{S}}}", L + " {{pipe}}"),
+                ),
+                panel(
+                    "GPM supported",
+                    "short",
+                    (f"tuneloop_gpu_gpm_supported{{{S}}}", L),
+                ),
+            ],
+        ),
+        (
+            "Interconnect, memory and video",
+            [
+                panel(
+                    "NVLink throughput",
+                    "Bps",
+                    (
+                        f"sum without (namespace, pod, container) (rate(tuneloop_gpu_nvlink_transmit_bytes_total{{{S}}}[$__rate_interval]))",
+                        "tx " + L,
+                    ),
+                    (
+                        f"sum without (namespace, pod, container) (rate(tuneloop_gpu_nvlink_receive_bytes_total{{{S}}}[$__rate_interval]))",
+                        "rx " + L,
+                    ),
+                ),
+                panel(
+                    "NVLink errors (all links; by link in the series' link label)",
+                    "short",
+                    (
+                        f"sum by (cluster, node, gpu, error) (increase(tuneloop_gpu_nvlink_errors_total{{{S}}}[$__rate_interval]))",
+                        L + " {{error}}",
+                    ),
+                ),
+                panel(
+                    "PCIe replays",
+                    "short",
+                    (
+                        f"sum without (namespace, pod, container) (increase(tuneloop_gpu_pcie_replays_total{{{S}}}[$__rate_interval]))",
+                        L,
+                    ),
+                ),
+                panel(
+                    "Memory temperature",
+                    "celsius",
+                    (f"tuneloop_gpu_memory_temperature_celsius{{{S}}}", L),
+                ),
+                panel(
+                    "Video encoder and decoder",
+                    "percentunit",
+                    (f"tuneloop_gpu_encoder_utilization_ratio{{{S}}}", "encoder " + L),
+                    (f"tuneloop_gpu_decoder_utilization_ratio{{{S}}}", "decoder " + L),
+                ),
+            ],
+        ),
+        (
             "Errors",
             [
                 panel(
@@ -118,9 +193,20 @@ dashboard = make(
             "Pods on GPUs",
             [
                 panel(
-                    "GPU memory by process",
+                    "GPU memory by pod",
                     "bytes",
-                    (f"tuneloop_gpu_process_memory_used_bytes{{{S}}}", L + " pid {{pid}}"),
+                    (
+                        f'sum by (cluster, node, gpu, namespace, pod) (tuneloop_gpu_memory_used_bytes{{{S}, pod!=""}})',
+                        L + " {{namespace}}/{{pod}}",
+                    ),
+                ),
+                panel(
+                    "GPU memory by process (opt-in: gpu.process_metrics)",
+                    "bytes",
+                    (
+                        f"tuneloop_gpu_process_memory_used_bytes{{{S}}}",
+                        L + " {{namespace}}/{{pod}} pid {{pid}}",
+                    ),
                 ),
                 panel(
                     "Processes holding a context", "short", (f"tuneloop_gpu_processes{{{S}}}", L)

@@ -225,6 +225,7 @@ def start_agent(
         argv += ["--sysfs", str(sysfs)]
     if procfs is not None:
         argv += ["--procfs", str(procfs)]
+    argv.append("--gpu-process-metrics")  # the lab shows the opt-in per-process family too
     if pod_resources_socket is not None:
         argv += ["--pod-resources-socket", str(pod_resources_socket)]
     for name, url in targets.items():

@@ -72,6 +72,10 @@ class GpuSettings:
     pod_resources_socket: Path | None = setting(
         None, help="The kubelet's pod-resources socket (GPU to pod attribution)."
     )
+    process_metrics: bool = setting(
+        False,
+        help="Export per-process GPU memory (a pid label: new series at every process restart).",
+    )
 
     def check_config(self, field: str) -> None:
         fake = join(field, "fake_gpus")

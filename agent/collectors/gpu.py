@@ -11,6 +11,10 @@ Design decisions:
   NVML answers nothing (no library, no driver, no GPUs) raises CollectorError.
 - Process attribution needs host PIDs (the agent runs with ``hostPID: true``): NVML reports
   PIDs of the host's namespace, and ``{procfs}/<pid>/cgroup`` is read for the pod.
+- Device metrics carry the workload holding the device (``namespace``, ``pod``, ``container``)
+  from one pod-resources listing per refresh: the GPU's UUID, or for a per-MIG series the MIG
+  device's UUID, as the kubelet reports it; empty when no pod or several pods hold it. The
+  per-process memory family (with ``pid``) is exported only with ``process_metrics``.
 """
 
 from __future__ import annotations
@@ -28,11 +32,19 @@ from prometheus_client.core import Metric
 from agent.collectors.base import Collector, CollectorError
 from agent.collectors.gpu_device import GpuLost, Samples, call, read_telemetry
 from agent.collectors.gpu_events import XidWatcher
+from agent.collectors.gpu_gpm import GpmReader
 from agent.collectors.gpu_numa import gpu_numa_node
+from agent.collectors.gpu_signals import read_signals
 from agent.nvml.api import NvmlLike
 from agent.placement import GpuProcess
-from agent.podattr.resolver import PodIdentity, PodResolver
+from agent.podattr.resolver import PodIdentity, PodResolver, device_owner
 from tuneloop.catalog import gpu as cat
+from tuneloop.catalog import gpu_signals
+from tuneloop.catalog.base import MetricSpec
+
+_FAMILIES: tuple[MetricSpec, ...] = (*cat.SPECS, *gpu_signals.SPECS)
+_MIG_DEVICE_SPECS = frozenset({cat.GPU_MIG_MEMORY_USED, cat.GPU_MIG_MEMORY_TOTAL})
+_Holders = dict[str, list[tuple[str, str, str]]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class GpuCollector(Collector):
         procfs: Path,
         pod_resolver: PodResolver | None = None,
         clock: Callable[[], float] = time.time,
+        process_metrics: bool = False,
     ) -> None:
         super().__init__()
         self.nvml = nvml
@@ -64,9 +77,11 @@ class GpuCollector(Collector):
         self.procfs = procfs
         self.pod_resolver = pod_resolver
         self.clock = clock
+        self.process_metrics = process_metrics
         self._identities: dict[int, GpuIdentity] = {}
         self._field_errors: dict[tuple[str, str, str], int] = {}
         self._xids = XidWatcher(nvml, clock)
+        self._gpm = GpmReader(nvml)
         self._processes: tuple[GpuProcess, ...] = ()
         self._scrape_lock = threading.Lock()  # one scrape at a time (a hung one blocks the next)
         self._processes_lock = threading.Lock()  # never held across NVML calls
@@ -79,8 +94,9 @@ class GpuCollector(Collector):
             return list(self._processes)
 
     def close(self) -> None:
-        """Free NVML resources held by the collector (the XID event set)."""
+        """Free NVML resources held by the collector (the XID event set, GPM samples)."""
         self._xids.close()
+        self._gpm.close()
 
     # -- scrape -----------------------------------------------------------------------------
 
@@ -104,11 +120,13 @@ class GpuCollector(Collector):
                 out.setdefault(cat.GPU_XID_LAST_SEEN, []).append(([gpu, str(xid)], seen))
             for (gpu, field, error), n in sorted(self._field_errors.items()):
                 out.setdefault(cat.GPU_FIELD_ERRORS, []).append(([gpu, field, error], float(n)))
-            processes = tuple(self._attribute(gpu_procs, out))
+            holders = self.pod_resolver.holders() if self.pod_resolver is not None else {}
+            processes = tuple(self._attribute(gpu_procs, holders, out))
+            self._label_workloads(out, holders)
         with self._processes_lock:
             self._processes = processes
         families = []
-        for spec in cat.SPECS:
+        for spec in _FAMILIES:
             if spec in out:
                 family = spec.family()
                 for labels, value in out[spec]:
@@ -138,12 +156,15 @@ class GpuCollector(Collector):
             ident = self._identity(index, handle, on_skip)
             self._add_info(gpu, ident, out)
             read_telemetry(self.nvml, handle, gpu, out, on_skip)
+            read_signals(self.nvml, handle, gpu, out, on_skip)
+            self._gpm.read(gpu, handle, out, on_skip)
             found = call(
                 on_skip, "processes", self.nvml.nvmlDeviceGetComputeRunningProcesses, handle
             )
             self._xids.register(gpu, handle, on_skip)
         except GpuLost:
             lost = True
+            self._gpm.forget(gpu)
             for values in out.values():  # drop the partial readings of this GPU
                 values[:] = [s for s in values if s[0][0] != gpu]
             self._add_info(gpu, self._identities.get(index), out)
@@ -179,12 +200,24 @@ class GpuCollector(Collector):
         labels = [gpu, ident.uuid, ident.name, ident.pci_bus_id, numa]
         out.setdefault(cat.GPU_INFO, []).append((labels, 1.0))
 
+    def _label_workloads(self, out: Samples, holders: _Holders) -> None:
+        """End every device series with the namespace, pod, container holding its device."""
+        uuids = {str(i): ident.uuid for i, ident in self._identities.items()}
+        for spec, values in out.items():
+            if spec.scrape_meaning != cat.WORKLOAD_LABELS:
+                continue
+            for labels, _ in values:
+                uuid = labels[2] if spec in _MIG_DEVICE_SPECS else uuids.get(labels[0], "")
+                who = device_owner(holders, uuid) if uuid else PodIdentity()
+                labels.extend((who.namespace, who.pod, who.container))
+
     def _attribute(
-        self, procs: list[tuple[str, str, int, int | None]], out: Samples
+        self, procs: list[tuple[str, str, int, int | None]], holders: _Holders, out: Samples
     ) -> list[GpuProcess]:
         idents: dict[int, PodIdentity] = {}
         if self.pod_resolver is not None and procs:
-            idents = self.pod_resolver.resolve_all((pid, uuid) for _, uuid, pid, _ in procs)
+            pids = ((pid, uuid) for _, uuid, pid, _ in procs)
+            idents = self.pod_resolver.resolve_all(pids, holders)
         numa = {str(i): ident.numa_node for i, ident in self._identities.items()}
         result = []
         for gpu, _, pid, used in procs:
@@ -192,7 +225,7 @@ class GpuCollector(Collector):
             result.append(
                 GpuProcess(gpu, pid, numa.get(gpu), who.pod, who.namespace, who.container)
             )
-            if used is not None:
+            if used is not None and self.process_metrics:
                 labels = [gpu, str(pid), who.pod, who.namespace, who.container]
                 out.setdefault(cat.GPU_PROCESS_MEMORY, []).append((labels, float(used)))
         return result

@@ -53,6 +53,11 @@ def error_name(err: pynvml.NVMLError) -> str:
     return _ERROR_NAMES.get(getattr(err, "value", None), "unknown")
 
 
+def code_name(code: int) -> str:
+    """``not_supported``... for an NVML return code (a per-field or per-metric answer)."""
+    return _ERROR_NAMES.get(code, "unknown")
+
+
 def call(on_skip: OnSkip, field: str, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)``; None (and ``on_skip``) on an NVML error, GpuLost when the GPU is lost."""
     try:

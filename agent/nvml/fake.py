@@ -8,8 +8,9 @@ NVML_ERROR_UNINITIALIZED; an unknown handle answers NVML_ERROR_INVALID_ARGUMENT;
 answers NVML_ERROR_GPU_IS_LOST to every call, ``nvmlDeviceGetHandleByIndex`` included (as
 ``nvidia-smi``'s "Unable to determine the device handle ... GPU is lost" shows).
 
-The control methods at the end (``inject_xid``, ``set_lost``, ``set_error``) change the fake's
-state between refreshes, the way a real GPU changes under the agent.
+GPM, field values, NVLink and the video engines live in :mod:`agent.nvml.fake_signals`.
+The control methods at the end (``inject_xid``, ``set_lost``, ``set_error``, and ``set_gpm``)
+change the fake's state between refreshes, the way a real GPU changes under the agent.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pynvml
 
+from agent.nvml.fake_signals import FakeSignalsMixin
 from agent.nvml.fake_spec import FakeDevice, FakeSystem, error_code, load_fake_system
 
 _DEVICE_BASE = 0x10_0000
@@ -45,15 +48,17 @@ def _address(handle: Any) -> int | None:
         return None
 
 
-class FakeNvml:
-    """pynvml look-alike over a :class:`FakeSystem`."""
+class FakeNvml(FakeSignalsMixin):
+    """pynvml look-alike over a :class:`FakeSystem`; ``clock`` paces the GPM counters."""
 
-    def __init__(self, system: FakeSystem) -> None:
+    def __init__(self, system: FakeSystem, clock: Callable[[], float] = time.monotonic) -> None:
         self.system = system
+        self.clock = clock
         self._lock = threading.RLock()
         self._initialised = 0
         self._event_sets: dict[int, dict[int, int]] = {}  # set address -> device index -> mask
         self._next_event_set = _EVENT_SET_BASE
+        self._init_signals()
 
     @classmethod
     def from_file(cls, path: Path) -> FakeNvml:

@@ -3,7 +3,8 @@
 Like dcgm-exporter's fake GPUs, a file describes what NVML would answer for each device. A field
 left out means the device does not support it: the fake answers NVML_ERROR_NOT_SUPPORTED, as a
 real GPU without that feature would. Error injection (``errors``, ``hang``, ``lost``) works per
-device and per NVML function; a top-level ``errors`` map covers the module-level calls
+device and per NVML function (per GPM metric, NVLink counter and field value in the sections of
+:mod:`agent.nvml.fake_signals_spec`); a top-level ``errors`` map covers the module-level calls
 (``nvmlInit``, ``nvmlDeviceGetCount``, ``nvmlEventSetWait_v2``...). Every mistake is a
 ConfigError that names the file and the field.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import pynvml
 
+from agent.nvml.fake_signals_spec import SIGNAL_KEYS, FakeSignals, parse_signals
 from tuneloop import validation as v
 
 _DEVICE_KEYS = {
@@ -41,6 +43,7 @@ _DEVICE_KEYS = {
     "errors",
     "hang",
     "lost",
+    *SIGNAL_KEYS,
 }
 _U32 = 2**32 - 1
 _U64 = 2**64 - 1
@@ -81,6 +84,7 @@ class FakeDevice:
     errors: dict[str, int] = field(default_factory=dict)  # function name -> NVML error code
     hang: dict[str, float] = field(default_factory=dict)  # function name -> seconds
     lost: bool = False
+    signals: FakeSignals = field(default_factory=FakeSignals)
 
 
 @dataclass
@@ -205,6 +209,7 @@ def _device(raw: Any, f: str) -> FakeDevice:
     dev.xid_events = [_u(x, v.join(f, f"xid_events[{i}]")) for i, x in enumerate(xids)]
     hang = v.mapping(d.get("hang", {}), v.join(f, "hang"))
     dev.hang = {call: v.number(s, v.join(f, f"hang.{call}"), minimum=0) for call, s in hang.items()}
+    dev.signals = parse_signals(d, f)
     return dev
 
 

@@ -12,6 +12,9 @@ matching rule joins them through the GPU a process runs on:
    Otherwise the pod is left empty rather than guessed.
 4. A process not in a pod cgroup (host daemon, exited) gets no pod, even if its GPU is allocated.
 
+A device (a GPU, or a MIG device by its ``MIG-`` UUID) is owned by the one pod holding it;
+several pods holding it (time-slicing) make no owner rather than a guess, as in rule 3.
+
 When the socket is unreachable, the resolver returns what cgroups tell (pod UID, container ID),
 logs once, and logs again once when the socket answers again. It never raises.
 """
@@ -57,6 +60,16 @@ def device_holders(pods: Iterable[PodResources]) -> dict[str, list[_Holder]]:
     return holders
 
 
+def device_owner(holders: dict[str, list[_Holder]], uuid: str) -> PodIdentity:
+    """The pod and container holding a device; empty when none or several pods hold it."""
+    found = holders.get(uuid, [])
+    if len({h[:2] for h in found}) != 1:
+        return PodIdentity()
+    namespace, pod, _ = found[0]
+    containers = {h[2] for h in found}
+    return PodIdentity(pod, namespace, found[0][2] if len(containers) == 1 else "")
+
+
 class PodResolver:
     """Attributes GPU processes to pods; one pod-resources call per :meth:`resolve_all`."""
 
@@ -84,11 +97,23 @@ class PodResolver:
             self._failing = False
         return pods
 
-    def resolve_all(self, processes: Iterable[tuple[int, str]]) -> dict[int, PodIdentity]:
-        """Identity of each (pid, GPU UUID); a pid on several GPUs gets one identity."""
-        procs = list(processes)
+    def holders(self) -> dict[str, list[_Holder]]:
+        """Device UUID -> containers holding it, from one pod-resources call (empty if down)."""
         pods = self._pods()
-        holders = device_holders(pods) if pods is not None else {}
+        return device_holders(pods) if pods is not None else {}
+
+    def resolve_all(
+        self,
+        processes: Iterable[tuple[int, str]],
+        holders: dict[str, list[_Holder]] | None = None,
+    ) -> dict[int, PodIdentity]:
+        """Identity of each (pid, GPU UUID); a pid on several GPUs gets one identity.
+
+        ``holders`` is a listing from :meth:`holders` to reuse; without it one is made.
+        """
+        procs = list(processes)
+        if holders is None:
+            holders = self.holders()
         cgroups: dict[int, PodCgroup | None] = {}
         for pid, _ in procs:
             if pid not in cgroups:

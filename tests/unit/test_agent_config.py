@@ -14,6 +14,7 @@ def test_defaults_suit_a_gpu_node():
     assert config.collectors["gpu"].enabled and config.collectors["gpu"].interval == 5
     assert not config.collectors["nodetune"].enabled
     assert config.gpu.backend == "nvml"
+    assert not config.gpu.process_metrics  # the pid family is opt-in
 
 
 @pytest.mark.parametrize(
@@ -62,6 +63,7 @@ def test_flags_override_the_file(tmp_path):
             "net=2",
             "--inference-target",
             "vllm-0=http://127.0.0.1:8000/metrics",
+            "--gpu-process-metrics",
         ]
     )
     config = load_config(args.config, overrides_from_flags(args))
@@ -71,6 +73,7 @@ def test_flags_override_the_file(tmp_path):
     assert config.collectors["net"].interval == 2
     assert config.collectors["gpu"].interval == 10
     assert config.inference.targets[0].name == "vllm-0"
+    assert config.gpu.process_metrics
 
 
 def test_bad_flag_values_are_named():

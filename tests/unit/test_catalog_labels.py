@@ -6,6 +6,7 @@ import pytest
 
 from tuneloop import catalog
 from tuneloop.catalog.base import SCRAPE_LABELS, gauge, scrape_label_problems
+from tuneloop.catalog.gpu import WORKLOAD_LABELS
 
 
 def test_no_catalog_metric_uses_a_scrape_label_it_does_not_declare() -> None:
@@ -19,13 +20,40 @@ def test_numa_series_label_their_numa_node_and_never_node() -> None:
     assert "numa_node" in catalog.get("tuneloop_gpu_info").labels
 
 
-def test_declared_scrape_labels_are_the_pod_labels_of_gpu_processes() -> None:
+def test_declared_scrape_labels_are_the_pods_of_gpu_processes_and_devices() -> None:
     declared = {s.name: set(s.scrape_meaning) for s in catalog.ALL.values() if s.scrape_meaning}
-    assert declared == {
+    workload = set(WORKLOAD_LABELS)
+    processes = {
         "tuneloop_gpu_process_cross_numa": {"pod", "namespace"},
         "tuneloop_gpu_process_off_node_cpus_ratio": {"pod", "namespace"},
         "tuneloop_gpu_process_memory_used_bytes": {"pod", "namespace", "container"},
     }
+    devices = {name: labels for name, labels in declared.items() if name not in processes}
+    assert {name: declared[name] for name in processes} == processes
+    assert all(labels == workload for labels in devices.values()), devices
+    gpu_specs = (*catalog.AREAS["gpu"], *catalog.AREAS["gpu_signals"])
+    assert {s.name for s in gpu_specs if s.scrape_meaning == WORKLOAD_LABELS} == set(devices)
+    for name in (
+        "tuneloop_gpu_utilization_ratio",
+        "tuneloop_gpu_memory_used_bytes",
+        "tuneloop_gpu_power_watts",
+        "tuneloop_gpu_temperature_celsius",
+        "tuneloop_gpu_sm_clock_hertz",
+        "tuneloop_gpu_pcie_transmit_bytes_per_second",
+        "tuneloop_gpu_energy_joules_total",
+        "tuneloop_gpu_xid_errors_total",
+        "tuneloop_gpu_mig_memory_used_bytes",
+        "tuneloop_gpu_sm_active_ratio",
+        "tuneloop_gpu_pipe_active_ratio",
+        "tuneloop_gpu_nvlink_errors_total",
+        "tuneloop_gpu_pcie_replays_total",
+        "tuneloop_gpu_memory_temperature_celsius",
+        "tuneloop_gpu_decoder_utilization_ratio",
+    ):
+        assert name in devices, name
+    # pid only on the opt-in per-process GPU family (and the NUMA placement diagnosis)
+    with_pid = {s.name for s in catalog.ALL.values() if "pid" in s.labels}
+    assert with_pid == set(processes)
 
 
 def test_the_rule_names_an_undeclared_scrape_label() -> None:

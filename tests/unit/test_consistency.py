@@ -127,7 +127,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         mig.nvmlInit()
         tuned_procfs, tuned_journal = tuned_node(tmp)
         collectors = [
-            GpuCollector(nvml, node / "sys", node / "proc"),
+            GpuCollector(nvml, node / "sys", node / "proc", process_metrics=True),
             NumaCollector(
                 node / "sys", node / "proc", lambda: [GpuProcess("0", 2101, 1, "vllm-0", "llm")]
             ),
@@ -144,6 +144,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         faulty.nvmlInit()
         faulty_gpus = GpuCollector(faulty, node / "sys", node / "proc")
         faulty_gpus.refresh()
+        faulty_gpus.refresh()  # GPM ratios need a second sample
         mig_gpu_collector = GpuCollector(mig, node / "sys", node / "proc")
         mig_gpu_collector.refresh()
         tuner = TunerMetrics()

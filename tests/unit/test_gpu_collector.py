@@ -10,6 +10,8 @@ from agent.collectors.gpu import GpuCollector
 from agent.nvml import FakeNvml
 from agent.nvml.fake_spec import parse_fake_system
 from agent.placement import GpuProcess
+from tuneloop import catalog
+from tuneloop.catalog.gpu import WORKLOAD_LABELS
 
 TESTS = Path(__file__).resolve().parents[1]
 GPU_FIXTURES = TESTS / "fixtures" / "gpu"
@@ -45,6 +47,9 @@ def samples(collector: GpuCollector) -> dict[tuple[str, tuple[tuple[str, str], .
 
 
 def value(snap, metric, /, **labels):
+    """The sample; a device metric's workload labels default to empty (no pod holds the GPU)."""
+    if catalog.get(metric).scrape_meaning == WORKLOAD_LABELS:
+        labels = {**dict.fromkeys(WORKLOAD_LABELS, ""), **labels}
     return snap[(metric, tuple(sorted(labels.items())))]
 
 
@@ -58,7 +63,7 @@ def collector_for(doc: dict, **kwargs) -> tuple[GpuCollector, FakeNvml]:
 
 
 def test_values_are_in_base_units():
-    c, _ = collector_for(load_doc("two_gpus"))
+    c, _ = collector_for(load_doc("two_gpus"), process_metrics=True)
     c.refresh()
     snap = samples(c)
     g1 = {"gpu": "1"}
@@ -258,7 +263,7 @@ def test_eight_gpu_node_reports_64_processes_on_two_nodes():
 def test_process_without_memory_figure_is_counted_without_a_memory_series():
     doc = load_doc("two_gpus")
     doc["devices"][0]["processes"] = [{"pid": 2101, "used_memory": None}]
-    c, _ = collector_for(doc)
+    c, _ = collector_for(doc, process_metrics=True)
     c.refresh()
     snap = samples(c)
     assert value(snap, "tuneloop_gpu_processes", gpu="0") == 1

@@ -1,9 +1,7 @@
 import logging
 import time
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
@@ -19,6 +17,7 @@ from agent.podattr import (
     PodResourcesError,
 )
 from agent.podattr.podresources import decode_list_response, encode_list_response
+from tests.fakes.kubelet import FakeKubelet
 
 TESTS = Path(__file__).resolve().parents[1]
 PROCFS = TESTS / "fixtures" / "node" / "proc"
@@ -93,34 +92,6 @@ def kubelet_answer() -> bytes:
         ctr.devices.add(resource_name="rdma/hca", device_ids=["mlx5_2"])
     resp.pod_resources.add(name="coredns-5d78c9869d-x2x8z", namespace="kube-system")
     return resp.SerializeToString()
-
-
-class FakeKubelet:
-    """A grpcio server on a unix socket serving v1.PodResourcesLister/List."""
-
-    def __init__(self, socket: Path, answer: bytes) -> None:
-        self.answer = answer
-        self.calls = 0
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._list, request_deserializer=lambda b: b, response_serializer=lambda b: b
-        )
-        self.server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("v1.PodResourcesLister", {"List": handler}),)
-        )
-        self.server.add_insecure_port(f"unix://{socket}")
-
-    def _list(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        PB["ListPodResourcesRequest"].FromString(request)  # must be a valid (empty) request
-        self.calls += 1
-        return self.answer
-
-    def __enter__(self) -> "FakeKubelet":
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop(None)
 
 
 def test_codec_matches_the_protobuf_runtime():
@@ -244,7 +215,8 @@ def test_collector_labels_processes_with_pods(tmp_path):
     sock = tmp_path / "kubelet.sock"
     with FakeKubelet(sock, kubelet_answer()):
         nvml = load_nvml("fake", TESTS / "fixtures" / "gpu" / "two_gpus.json")
-        collector = GpuCollector(nvml, SYSFS, PROCFS, PodResolver(PROCFS, sock, timeout=5))
+        resolver = PodResolver(PROCFS, sock, timeout=5)
+        collector = GpuCollector(nvml, SYSFS, PROCFS, resolver, process_metrics=True)
         collector.refresh()
     by_pid = {p.pid: p for p in collector.processes()}
     assert (by_pid[2104].pod, by_pid[2104].namespace, by_pid[2104].container) == (
@@ -260,3 +232,14 @@ def test_collector_labels_processes_with_pods(tmp_path):
         if s.name == "tuneloop_gpu_process_memory_used_bytes"
     }
     assert memory["2102"]["pod"] == "vllm-llama-1" and memory["2102"]["container"] == "vllm"
+    # device series carry the pod holding the GPU, from the same pod-resources listing
+    power = {
+        s.labels["gpu"]: (s.labels["namespace"], s.labels["pod"], s.labels["container"])
+        for f in collector.collect()
+        for s in f.samples
+        if s.name == "tuneloop_gpu_power_watts"
+    }
+    assert power == {
+        "0": ("inference", "vllm-llama-0", "vllm"),
+        "1": ("inference", "vllm-llama-1", "vllm"),
+    }
