@@ -2,37 +2,40 @@
 
 The views of vLLM's own dashboard, from the agent's normalised ``tuneloop_inference_*``
 metrics: request rate, prompt and generation tokens per second (the prefill/decode split in
-tokens), TTFT, inter-token and end-to-end latency as quantiles and heatmaps, queue depth, KV
-cache and preemptions. Not shown, because the agent does not export them yet: request prompt and
-generation length heatmaps (vLLM's request_prompt_tokens / request_generation_tokens
-histograms), queue time (request_queue_time_seconds) and the prefill/decode time split
-(request_prefill_time_seconds / request_decode_time_seconds).
+tokens), TTFT, inter-token and end-to-end latency as quantiles and heatmaps, request prompt and
+generation length heatmaps, queue time, the prefill/decode time split, queue depth, KV cache and
+preemptions. The request-length and phase-time panels sum only the bucket boundaries every
+replica of a model reports (``bucket_rate``), since vLLM's length buckets follow each replica's
+context length and engines bucket times differently.
 """
 
 # PromQL and promtool series stay on one line each, as they are queried.
 # ruff: noqa: E501
 
+from tuneloop.generate.panels import bucket_rate, heatmap, label_variable, panel, rows
 from tuneloop.generate.panels import dashboard as make
-from tuneloop.generate.panels import heatmap, label_variable, panel, rows
 
 S = 'cluster=~"$cluster", model=~"$model", target=~"$target"'
 
 
-def quantiles(metric: str) -> tuple[tuple[str, str], ...]:
+def quantiles(metric: str, common: bool = False) -> tuple[tuple[str, str], ...]:
     return tuple(
         (
-            f"histogram_quantile({q}, sum by (model, le) (rate({metric}_bucket{{{S}}}[$__rate_interval])))",
+            f"histogram_quantile({q}, {bucket_rate(metric, S, 'model', common)})",
             f"P{int(q * 100)} {{{{model}}}}",
         )
         for q in (0.5, 0.9, 0.99)
     )
 
 
+def mean(metric: str) -> str:
+    return f"sum by (model) (rate({metric}_sum{{{S}}}[$__rate_interval])) / sum by (model) (rate({metric}_count{{{S}}}[$__rate_interval]))"
+
+
 dashboard = make(
     "tuneloop / Fleet and SLOs",
-    "Request rate, tokens, TTFT, inter-token and end-to-end latency, errors, queues and KV cache. "
-    "Request length heatmaps, queue time and the prefill/decode time split need metrics the "
-    "agent does not export yet.",
+    "Request rate, tokens, TTFT, inter-token and end-to-end latency, request lengths, queue "
+    "time, the prefill/decode time split, errors, queues and KV cache.",
     [
         label_variable("cluster", "tuneloop_inference_target_up"),
         label_variable("model", "tuneloop_inference_requests_running", 'cluster=~"$cluster"'),
@@ -136,6 +139,50 @@ dashboard = make(
                         f"histogram_quantile(0.99, sum by (target, le) (rate(tuneloop_inference_ttft_seconds_bucket{{{S}}}[$__rate_interval])))",
                         "{{target}}",
                     ),
+                ),
+            ],
+        ),
+        (
+            "Request lengths and phases",
+            [
+                heatmap(
+                    "Prompt length distribution",
+                    "tuneloop_inference_request_prompt_tokens",
+                    S,
+                    common=True,
+                ),
+                heatmap(
+                    "Generation length distribution",
+                    "tuneloop_inference_request_generation_tokens",
+                    S,
+                    common=True,
+                ),
+                panel(
+                    "Queue time",
+                    "s",
+                    *quantiles("tuneloop_inference_request_queue_seconds", common=True),
+                ),
+                panel(
+                    "Time per request by phase (mean)",
+                    "s",
+                    (mean("tuneloop_inference_request_queue_seconds"), "queue {{model}}"),
+                    (mean("tuneloop_inference_request_prefill_seconds"), "prefill {{model}}"),
+                    (mean("tuneloop_inference_request_decode_seconds"), "decode {{model}}"),
+                    stack=True,
+                    description="Where a request's time goes, phase by phase (vLLM): waiting "
+                    "for a batch slot, prefill (first scheduling to first token) and decode "
+                    "(first token to last), stacked. Engines that do not measure a phase show "
+                    "none.",
+                ),
+                panel(
+                    "Prefill time",
+                    "s",
+                    *quantiles("tuneloop_inference_request_prefill_seconds", common=True),
+                ),
+                panel(
+                    "Decode time",
+                    "s",
+                    *quantiles("tuneloop_inference_request_decode_seconds", common=True),
                 ),
             ],
         ),

@@ -1,4 +1,5 @@
-"""The inference collector: vLLM, SGLang, TGI and Triton queues, latencies and outcomes.
+"""The inference collector: vLLM, SGLang, TGI and Triton queues, latencies, request lengths,
+phase times and outcomes.
 
 Every target's ``/metrics`` is fetched concurrently, parsed with ``prometheus_client.parser``
 and mapped onto tuneloop's series by the tables in ``inference_engines`` (the mapping is
@@ -44,6 +45,7 @@ from agent.collectors.inference_engines import (
     latencies,
     normalise,
     outcomes,
+    request_histograms,
 )
 from agent.collectors.inference_http import REASONS, FetchError, HttpFetcher
 from agent.collectors.inference_parse import MAX_SAMPLES, parse_samples
@@ -87,6 +89,13 @@ _LATENCY_SPECS = {
     "ttft": cat.INFERENCE_TTFT,
     "inter_token": cat.INFERENCE_INTER_TOKEN_LATENCY,
     "e2e": cat.INFERENCE_E2E_LATENCY,
+}
+_REQUEST_SPECS = {
+    "prompt_length": cat.INFERENCE_REQUEST_PROMPT_TOKENS,
+    "generation_length": cat.INFERENCE_REQUEST_GENERATION_TOKENS,
+    "queue": cat.INFERENCE_REQUEST_QUEUE,
+    "prefill": cat.INFERENCE_REQUEST_PREFILL,
+    "decode": cat.INFERENCE_REQUEST_DECODE,
 }
 
 
@@ -191,9 +200,10 @@ class InferenceCollector(Collector):
             values = normalise(index, engine, target.model)
             hists = latencies(index, engine, target.model)
             finished = outcomes(index, engine, target.model)
-            self._check_models(target, values, hists, finished)
+            per_request = request_histograms(index, engine, target.model)
+            self._check_models(target, values, hists, finished, per_request)
             return TargetResult(
-                target, engine, True, self._clock() - start, values, hists, finished
+                target, engine, True, self._clock() - start, values, hists, finished, per_request
             )
         except Exception as exc:
             return TargetResult(
@@ -299,6 +309,7 @@ class InferenceCollector(Collector):
             failures = dict(self._failures)
         families = {q: spec.family() for q, spec in _QUANTITY_SPECS.items()}
         histograms = {q: spec.histogram_family() for q, spec in _LATENCY_SPECS.items()}
+        per_request = {q: spec.histogram_family() for q, spec in _REQUEST_SPECS.items()}
         requests_by_outcome = cat.INFERENCE_REQUESTS.family()
         up = cat.INFERENCE_TARGET_UP.family()
         duration = cat.INFERENCE_SCRAPE_DURATION.family()
@@ -310,16 +321,28 @@ class InferenceCollector(Collector):
             for quantity, per_model in result.values.items():
                 for model, value in sorted(per_model.items()):
                     families[quantity].add_metric([name, result.engine, model], value)
-            for latency, per_model_h in result.latencies.items():
-                for model, hist in sorted(per_model_h.items()):
-                    histograms[latency].add_metric(
-                        [name, result.engine, model],
-                        [(floatToGoString(le), count) for le, count in hist.buckets],
-                        hist.sum,
-                    )
+            for found, families_h in (
+                (result.latencies, histograms),
+                (result.requests, per_request),
+            ):
+                for quantity, per_model_h in found.items():
+                    for model, hist in sorted(per_model_h.items()):
+                        families_h[quantity].add_metric(
+                            [name, result.engine, model],
+                            [(floatToGoString(le), count) for le, count in hist.buckets],
+                            hist.sum,
+                        )
             for outcome, per_model in sorted(result.outcomes.items()):
                 for model, value in sorted(per_model.items()):
                     requests_by_outcome.add_metric([name, result.engine, model, outcome], value)
         for (name, reason), count in sorted(failures.items()):
             failed.add_metric([name, reason], float(count))
-        return [*families.values(), *histograms.values(), requests_by_outcome, up, duration, failed]
+        return [
+            *families.values(),
+            *histograms.values(),
+            *per_request.values(),
+            requests_by_outcome,
+            up,
+            duration,
+            failed,
+        ]

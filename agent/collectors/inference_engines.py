@@ -1,5 +1,5 @@
 """Normalising an inference server's samples: which engine it is, and its queue, KV-cache,
-latency and outcome figures in tuneloop's terms, from the tables in
+latency, request-histogram and outcome figures in tuneloop's terms, from the tables in
 :mod:`agent.collectors.inference_tables` (where the per-engine metric names and the decisions
 about them are recorded).
 """
@@ -7,6 +7,7 @@ about them are recorded).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from agent.collectors.inference_parse import ParseError, SampleIndex, parse_samples
 from agent.collectors.inference_tables import (
@@ -37,6 +38,7 @@ __all__ = [
     "normalise",
     "outcomes",
     "parse_samples",
+    "request_histograms",
 ]
 
 
@@ -133,22 +135,44 @@ def _parse_le(text: str | None) -> float | None:
 def _histograms_of(
     index: SampleIndex, family: str, table: EngineTable, fallback: str
 ) -> dict[str, Histogram]:
-    buckets: dict[str, dict[float, float]] = {}
+    series: dict[str, dict[tuple[tuple[str, str], ...], dict[float, float]]] = {}
     sums: dict[str, float] = {}
     for labels, value in index.get(family + "_bucket", ()):
         le = _parse_le(labels.get("le"))
         if le is None:
             continue
-        per_model = buckets.setdefault(_model_of(labels, table, fallback), {})
-        per_model[le] = per_model.get(le, 0.0) + value
+        identity = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+        per_series = series.setdefault(_model_of(labels, table, fallback), {})
+        per_series.setdefault(identity, {})[le] = value
     for labels, value in index.get(family + "_sum", ()):
         model = _model_of(labels, table, fallback)
         sums[model] = sums.get(model, 0.0) + value
     out: dict[str, Histogram] = {}
-    for model, per_le in buckets.items():
-        if math.inf in per_le and model in sums:
-            out[model] = Histogram(tuple(sorted(per_le.items())), sums[model])
+    for model, per_series in series.items():
+        bucket_sets = [set(buckets) for buckets in per_series.values()]
+        common = set.intersection(*bucket_sets)
+        if math.inf not in common or model not in sums:
+            continue
+        summed = {le: sum(buckets[le] for buckets in per_series.values()) for le in common}
+        out[model] = Histogram(tuple(sorted(summed.items())), sums[model])
     return out
+
+
+def _chosen_histograms(
+    index: SampleIndex,
+    families: Mapping[str, tuple[str, ...]],
+    table: EngineTable,
+    fallback: str,
+) -> dict[str, dict[str, Histogram]]:
+    result: dict[str, dict[str, Histogram]] = {}
+    for quantity, alternatives in families.items():
+        chosen: dict[str, Histogram] = {}
+        for family in alternatives:
+            for m, h in _histograms_of(index, family, table, fallback).items():
+                chosen.setdefault(m, h)
+        if chosen:
+            result[quantity] = chosen
+    return result
 
 
 def latencies(
@@ -156,20 +180,21 @@ def latencies(
 ) -> dict[str, dict[str, Histogram]]:
     """Latency -> model -> histogram (seconds) for one target; what the engine lacks is absent.
 
-    Series of one model are summed per ``le`` (data-parallel engines, ranks); a model whose
-    histogram has no +Inf bucket or no ``_sum`` is malformed and skipped.
+    Series of one model are summed per ``le`` (data-parallel engines, ranks) over the
+    boundaries all of them report; a model whose histogram has no +Inf bucket or no ``_sum``
+    is malformed and skipped.
     """
     table = TABLES[engine]
-    fallback = model or UNKNOWN_MODEL
-    result: dict[str, dict[str, Histogram]] = {}
-    for latency, families in table.latencies.items():
-        chosen: dict[str, Histogram] = {}
-        for family in families:
-            for m, h in _histograms_of(index, family, table, fallback).items():
-                chosen.setdefault(m, h)
-        if chosen:
-            result[latency] = chosen
-    return result
+    return _chosen_histograms(index, table.latencies, table, model or UNKNOWN_MODEL)
+
+
+def request_histograms(
+    index: SampleIndex, engine: str, model: str | None = None
+) -> dict[str, dict[str, Histogram]]:
+    """Request length (tokens) and phase time (seconds) histograms, per model, as
+    :func:`latencies` reads them; what the engine lacks is absent."""
+    table = TABLES[engine]
+    return _chosen_histograms(index, table.requests, table, model or UNKNOWN_MODEL)
 
 
 def has_engine_metrics(index: SampleIndex, engine: str) -> bool:

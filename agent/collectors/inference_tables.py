@@ -39,6 +39,26 @@ own buckets kept):
 - e2e: vLLM ``vllm:e2e_request_latency_seconds``; SGLang ``sglang:e2e_request_latency_seconds``;
   TGI ``tgi_request_duration``; Triton none (it exports only cumulative microsecond counters).
 
+Request histograms (the views of vLLM's own dashboard: request lengths, queue time, the
+prefill/decode split; summed per model and ``le`` like the latencies):
+
+- prompt_length: vLLM ``vllm:request_prompt_tokens``; SGLang ``sglang:prompt_tokens_histogram``
+  (only with ``--collect-tokens-histogram``); TGI ``tgi_request_input_length``; Triton none.
+- generation_length: vLLM ``vllm:request_generation_tokens``; SGLang
+  ``sglang:generation_tokens_histogram`` (same flag); TGI ``tgi_request_generated_tokens``;
+  Triton none.
+- queue: vLLM ``vllm:request_queue_time_seconds`` (arrival to first scheduled); SGLang
+  ``sglang:queue_time_seconds`` (waiting queue to first forward); TGI
+  ``tgi_request_queue_duration``; Triton none (``nv_inference_queue_duration_us`` is a
+  cumulative counter, ``nv_inference_queue_summary_us`` an opt-in summary whose quantiles
+  cannot be summed across replicas).
+- prefill: vLLM ``vllm:request_prefill_time_seconds`` (first scheduled to first token); SGLang
+  none (``sglang:per_stage_req_latency_seconds{stage}`` times pipeline stages, mostly of
+  disaggregated serving, not a request's prefill); TGI none (``tgi_batch_forward_duration
+  {method=prefill}`` times batches, not requests); Triton none.
+- decode: vLLM ``vllm:request_decode_time_seconds`` (first token to last); SGLang, TGI and
+  Triton none, as for prefill.
+
 Request outcomes (``success``, ``error``, ``aborted``; an outcome an engine cannot tell is left
 out, never exported as 0):
 
@@ -59,6 +79,10 @@ Decisions recorded here:
   executions, it is not in-flight), so ``running`` is exported only for TensorRT-LLM models.
   Its waiting count adds the core's pending requests (not yet handed to a backend) to the
   TensorRT-LLM batcher's own queue, where a decoupled backend keeps its waiting requests.
+- Histogram buckets are the engine's own, never re-bucketed (vLLM's length buckets follow the
+  model's ``max_model_len``). Series of one model on one target are summed per ``le`` over the
+  boundaries every one of them reports, so a series with a bucket the others lack cannot make
+  the sum non-cumulative. Across replicas the fleet dashboard does the same in PromQL.
 - Series of one model are combined: counts and counters are summed (vLLM data-parallel engines,
   SGLang ranks, Triton model versions); ratios take the maximum, the fullest engine being the
   one that will preempt first.
@@ -88,6 +112,7 @@ QUANTITIES = (
 )
 RATIO_QUANTITIES = frozenset({"kv_cache"})
 LATENCIES = ("ttft", "inter_token", "e2e")
+REQUEST_HISTOGRAMS = ("prompt_length", "generation_length", "queue", "prefill", "decode")
 OUTCOMES = ("success", "error", "aborted")
 UNKNOWN_MODEL = "unknown"
 
@@ -143,9 +168,9 @@ class Histogram:
 class EngineTable:
     """One engine: how to recognise it, where its model label is, and its sources.
 
-    Each quantity and latency lists alternatives in order of preference; per model, the first
-    alternative with a value wins. Latencies name histogram families (no suffix); outcomes map
-    to the sum of their sources.
+    Each quantity and histogram lists alternatives in order of preference; per model, the first
+    alternative with a value wins. Latencies and request histograms name histogram families (no
+    suffix); outcomes map to the sum of their sources.
     """
 
     engine: str
@@ -154,6 +179,7 @@ class EngineTable:
     quantities: Mapping[str, tuple[Term, ...]]
     latencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     outcomes: Mapping[str, Total] = field(default_factory=dict)
+    requests: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _trt(kind: str, value: str, name: str) -> Source:
@@ -201,6 +227,13 @@ TABLES: dict[str, EngineTable] = {
                 (Source("vllm:request_success", match=(("finished_reason", "abort"),)),)
             ),
         },
+        requests={
+            "prompt_length": ("vllm:request_prompt_tokens",),
+            "generation_length": ("vllm:request_generation_tokens",),
+            "queue": ("vllm:request_queue_time_seconds",),
+            "prefill": ("vllm:request_prefill_time_seconds",),
+            "decode": ("vllm:request_decode_time_seconds",),
+        },
     ),
     "sglang": EngineTable(
         "sglang",
@@ -224,6 +257,11 @@ TABLES: dict[str, EngineTable] = {
             "e2e": ("sglang:e2e_request_latency_seconds",),
         },
         outcomes={"aborted": Total((Source("sglang:num_aborted_requests"),))},
+        requests={
+            "prompt_length": ("sglang:prompt_tokens_histogram",),
+            "generation_length": ("sglang:generation_tokens_histogram",),
+            "queue": ("sglang:queue_time_seconds",),
+        },
     ),
     "tgi": EngineTable(
         "tgi",
@@ -240,6 +278,11 @@ TABLES: dict[str, EngineTable] = {
         outcomes={
             "success": Total((Source("tgi_request_success"),)),
             "error": Total((Source("tgi_request_failure", exclude=(("err", "validation"),)),)),
+        },
+        requests={
+            "prompt_length": ("tgi_request_input_length",),
+            "generation_length": ("tgi_request_generated_tokens",),
+            "queue": ("tgi_request_queue_duration",),
         },
     ),
     "triton": EngineTable(

@@ -77,6 +77,7 @@ class TargetResult:
     values: dict[str, dict[str, float]] = field(default_factory=dict)
     latencies: dict[str, dict[str, Histogram]] = field(default_factory=dict)
     outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
+    requests: dict[str, dict[str, Histogram]] = field(default_factory=dict)
     reason: str | None = None
     error: str | None = None
 
@@ -98,7 +99,7 @@ def _read_names() -> frozenset[str]:
                 names |= _term_samples(term)
         for total in table.outcomes.values():
             names |= _term_samples(total)
-        for families in table.latencies.values():
+        for families in (*table.latencies.values(), *table.requests.values()):
             names |= {f + suffix for f in families for suffix in ("_bucket", "_sum")}
     return frozenset(names)
 

@@ -6,7 +6,9 @@ restarts and ``rate()`` handles that as usual.
 
 Latency histograms pass each engine's own buckets through (converted to seconds where needed),
 so a quantile is only as fine as the engine's buckets; every engine tuneloop reads TTFT from
-(vLLM, SGLang) has a bucket boundary at 1 s, the threshold of the TTFT SLO in the alerts.
+(vLLM, SGLang) has a bucket boundary at 1 s, the threshold of the TTFT SLO in the alerts. The
+request histograms (prompt and generation length, queue, prefill and decode time) are the views
+of vLLM's own dashboard; an engine that does not measure one exports no series for it.
 """
 
 from tuneloop.catalog.base import counter, gauge, histogram
@@ -68,6 +70,40 @@ INFERENCE_E2E_LATENCY = histogram(
     *_SERIES,
     unit="seconds",
 )
+INFERENCE_REQUEST_PROMPT_TOKENS = histogram(
+    "tuneloop_inference_request_prompt_tokens",
+    "Prompt length of finished requests, in tokens, in the engine's own buckets "
+    "(vLLM, TGI; SGLang with --collect-tokens-histogram).",
+    *_SERIES,
+    unit="tokens",
+)
+INFERENCE_REQUEST_GENERATION_TOKENS = histogram(
+    "tuneloop_inference_request_generation_tokens",
+    "Tokens generated per finished request, in the engine's own buckets "
+    "(vLLM, TGI; SGLang with --collect-tokens-histogram).",
+    *_SERIES,
+    unit="tokens",
+)
+INFERENCE_REQUEST_QUEUE = histogram(
+    "tuneloop_inference_request_queue_seconds",
+    "Time a request waited in the engine's queue before it was first scheduled, in the "
+    "engine's own buckets (vLLM, SGLang, TGI).",
+    *_SERIES,
+    unit="seconds",
+)
+INFERENCE_REQUEST_PREFILL = histogram(
+    "tuneloop_inference_request_prefill_seconds",
+    "Time from a request's first scheduling to its first token (prefill), in the engine's own "
+    "buckets (vLLM).",
+    *_SERIES,
+    unit="seconds",
+)
+INFERENCE_REQUEST_DECODE = histogram(
+    "tuneloop_inference_request_decode_seconds",
+    "Time from a request's first token to its last (decode), in the engine's own buckets (vLLM).",
+    *_SERIES,
+    unit="seconds",
+)
 INFERENCE_REQUESTS = counter(
     "tuneloop_inference_requests_total",
     "Finished requests by outcome (success, error, aborted), as far as the engine tells them.",
@@ -105,6 +141,11 @@ SPECS = (
     INFERENCE_TTFT,
     INFERENCE_INTER_TOKEN_LATENCY,
     INFERENCE_E2E_LATENCY,
+    INFERENCE_REQUEST_PROMPT_TOKENS,
+    INFERENCE_REQUEST_GENERATION_TOKENS,
+    INFERENCE_REQUEST_QUEUE,
+    INFERENCE_REQUEST_PREFILL,
+    INFERENCE_REQUEST_DECODE,
     INFERENCE_REQUESTS,
     INFERENCE_TARGET_UP,
     INFERENCE_SCRAPE_DURATION,

@@ -126,16 +126,36 @@ def panel(
     )
 
 
-def heatmap(title: str, metric: str, selector: str, description: str = "") -> Heatmap:
-    """A heatmap of a histogram's buckets per second (Grafana's current heatmap panel)."""
+def bucket_rate(metric: str, selector: str, by: str = "", common: bool = False) -> str:
+    """The per-second rate of a histogram's buckets, summed by ``by`` and ``le``.
+
+    With ``common``, only the bucket boundaries that every series of a model reports are summed:
+    replicas whose engines bucket differently (vLLM's length buckets follow each replica's
+    context length; SGLang's and vLLM's time buckets differ) then add up to a true, coarser
+    histogram, where a boundary that some replicas lack would make the sum non-cumulative.
+    """
+    group = f"{by}, le" if by else "le"
+    rate = f"rate({metric}_bucket{{{selector}}}[$__rate_interval])"
+    if common:
+        shared = (
+            f"count by (model, le) ({metric}_bucket{{{selector}}}) == on (model) group_left () "
+            f"count by (model) ({metric}_count{{{selector}}})"
+        )
+        rate = f"({rate} and on (model, le) ({shared}))"
+    return f"sum by ({group}) ({rate})"
+
+
+def heatmap(
+    title: str, metric: str, selector: str, description: str = "", common: bool = False
+) -> Heatmap:
+    """A heatmap of a histogram's buckets per second (Grafana's current heatmap panel); with
+    ``common``, over the bucket boundaries every replica of a model shares (:func:`bucket_rate`).
+    """
     spec = catalog.get(metric)
     if spec.type != "histogram":
         raise ValueError(f"heatmap {title!r}: {metric} is a {spec.type}, not a histogram")
     unit = GAUGE_UNITS.get(spec.unit, "short")
-    query = (
-        f"sum by (le) (rate({metric}_bucket{{{selector}}}[$__rate_interval]))",
-        "{{le}}",
-    )
+    query = (bucket_rate(metric, selector, common=common), "{{le}}")
     return Heatmap(
         title=title,
         description=description or f"{spec.name}: {spec.help}",

@@ -13,6 +13,11 @@ without admissions are decode steps; while nothing joins or leaves the batch the
 linearly (each adds one KV token per sequence), so a run of them is computed in closed form and
 recorded as one *segment* ``(start, first duration, increment, steps, batch)``. That keeps the cost
 per simulated second proportional to events, not to steps. Chunked prefill is not modelled.
+
+Each request records, on the replica's clock, its arrival, first admission, first token and
+finish, so a window has vLLM's queue (arrival to first admission), prefill (first admission to
+first token) and decode (first token to last) times; a preempted request keeps its first
+admission and first token, as in vLLM.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class RequestTable:
         self.output: list[int] = []
         self.base: list[int] = []  # tokens generated before the current admission
         self.admit_step: list[int] = []
+        self.queued_t: list[float] = []  # replica time of arrival at the replica
+        self.scheduled_t: list[float] = []  # replica time of the first admission
         self.first_t: list[float] = []  # replica time of the first token
         self.finish_t: list[float] = []  # replica time of the last token (or of the error)
         self.preemptions: list[int] = []
@@ -47,6 +54,8 @@ class RequestTable:
         self.output.append(output)
         self.base.append(0)
         self.admit_step.append(0)
+        self.queued_t.append(math.nan)
+        self.scheduled_t.append(math.nan)
         self.first_t.append(math.nan)
         self.finish_t.append(math.nan)
         self.preemptions.append(0)
@@ -96,6 +105,7 @@ class Replica:
         """A request reaches the replica at time ``t``."""
         self.waiting.append(req)
         self.arrived[req] = t
+        self.table.queued_t[req] = t
         self.table.replica[req] = self.index
         if self.t_next == math.inf:
             self.t_next = t
@@ -151,6 +161,8 @@ class Replica:
             waiting.popleft()
             running[req] = None
             tab.admit_step[req] = step
+            if tab.preemptions[req] == 0:  # first admission
+                tab.scheduled_t[req] = t
             self.kv_offset += need - step
             kv += need
             prefill += need

@@ -4,10 +4,10 @@ One engine thread runs the same continuous-batching rules as the simulated repli
 admission under the batch limit and the free KV cache, one token per running sequence per step)
 and sleeps for each step's modelled duration, so latency behaves as the profile says. Streaming
 responses are server-sent events, one chunk per token, ending with ``data: [DONE]``. /metrics
-exposes vLLM's names (``vllm:num_requests_waiting``, ``vllm:num_requests_running``,
-``vllm:kv_cache_usage_perc``, prompt and generation token counters, preemptions, TTFT,
-time-per-output-token and end-to-end histograms) so the agent's inference collector
-and Prometheus see it as vLLM. Prompt length is estimated as one token per 4 characters. When
+exposes vLLM's names (queue depth, KV cache, token counters, preemptions, the latency
+histograms and the request length, queue, prefill and decode histograms; see
+:mod:`tuner.sim.replica_metrics`) so the agent's inference collector and Prometheus see it as
+vLLM. Prompt length is estimated as one token per 4 characters. When
 decoding grows the KV cache past capacity, the newest sequences are preempted back to the queue
 and recomputed on readmission, as vLLM's default preemption does.
 
@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tuner.sim.profiles import GpuProfile
-
-BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+from tuner.sim.replica_metrics import ReplicaMetrics
 
 
 @dataclass
@@ -47,6 +46,8 @@ class Job:
     arrived: float = field(default_factory=time.monotonic)
     generated: int = 0
     aborted: bool = False
+    scheduled_at: float | None = None  # first admission; a preemption does not reset it
+    first_token_at: float | None = None
     last_token_at: float | None = None
     out: queue.Queue[int | None] = field(default_factory=queue.Queue)
 
@@ -62,51 +63,8 @@ class Engine:
         self.running: list[Job] = []
         self.cond = threading.Condition()
         self.stopped = False
-        self.registry = CollectorRegistry()
-        lbl = ["model_name"]
-        self.g_waiting = Gauge(
-            "vllm:num_requests_waiting", "Requests waiting.", lbl, registry=self.registry
-        )
-        self.g_running = Gauge(
-            "vllm:num_requests_running", "Requests running.", lbl, registry=self.registry
-        )
-        self.g_kv = Gauge(
-            "vllm:kv_cache_usage_perc", "KV cache usage.", lbl, registry=self.registry
-        )
-        self.h_ttft = Histogram(
-            "vllm:time_to_first_token_seconds",
-            "TTFT.",
-            lbl,
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
-        self.h_e2e = Histogram(
-            "vllm:e2e_request_latency_seconds", "E2E.", lbl, buckets=BUCKETS, registry=self.registry
-        )
-        self.c_prompt = Counter(
-            "vllm:prompt_tokens", "Prefill tokens processed.", lbl, registry=self.registry
-        )
-        self.c_generation = Counter(
-            "vllm:generation_tokens", "Generation tokens produced.", lbl, registry=self.registry
-        )
-        self.c_preemptions = Counter(
-            "vllm:num_preemptions", "Sequences preempted for KV cache.", lbl, registry=self.registry
-        )
-        self.h_tpot = Histogram(
-            "vllm:time_per_output_token_seconds",
-            "Time between output tokens.",
-            lbl,
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
-        self.c_finished = Counter(
-            "vllm:request_success",
-            "Finished requests by reason.",
-            ["model_name", "finished_reason"],
-            registry=self.registry,
-        )
-        for counter in (self.c_prompt, self.c_generation, self.c_preemptions):
-            counter.labels(model)  # exported from the start at 0, as vLLM does
+        self.metrics = ReplicaMetrics(model)
+        self.registry = self.metrics.registry
         self.thread = threading.Thread(target=self._loop, name="replica-engine", daemon=True)
 
     def submit(self, job: Job) -> None:
@@ -120,16 +78,16 @@ class Engine:
         with self.cond:
             if not job.aborted:
                 job.aborted = True
-                self.c_finished.labels(self.model, "abort").inc()
+                self.metrics.finished.labels(self.model, "abort").inc()
 
     def _kv(self) -> int:
         return sum(j.prompt_tokens + j.generated for j in self.running)
 
     def _update_gauges(self) -> None:
-        m = self.model
-        self.g_waiting.labels(m).set(len(self.waiting))
-        self.g_running.labels(m).set(len(self.running))
-        self.g_kv.labels(m).set(self._kv() / self.gpu.kv_capacity_tokens)
+        m, metrics = self.model, self.metrics
+        metrics.waiting.labels(m).set(len(self.waiting))
+        metrics.running.labels(m).set(len(self.running))
+        metrics.kv.labels(m).set(self._kv() / self.gpu.kv_capacity_tokens)
 
     def _loop(self) -> None:
         cap = self.gpu.kv_capacity_tokens
@@ -142,6 +100,7 @@ class Engine:
                     return
                 kv = self._kv()
                 prefill = 0
+                admitted_at = time.monotonic()
                 while self.waiting and len(self.running) < self.batch_limit:
                     job = self.waiting[0]
                     if job.aborted:
@@ -156,12 +115,14 @@ class Engine:
                         break
                     self.waiting.popleft()
                     self.running.append(job)
+                    if job.scheduled_at is None:
+                        job.scheduled_at = admitted_at
                     kv += need
                     prefill += need
                 batch = list(self.running)
                 self._update_gauges()
                 if prefill:
-                    self.c_prompt.labels(self.model).inc(prefill)
+                    self.metrics.prompt.labels(self.model).inc(prefill)
             time.sleep(self.gpu.step_seconds(len(batch), kv, prefill))
             now = time.monotonic()
             with self.cond:
@@ -170,19 +131,26 @@ class Engine:
                         self.running.remove(job)
                         continue
                     job.generated += 1
-                    self.c_generation.labels(self.model).inc()
-                    if job.generated == 1:
-                        self.h_ttft.labels(self.model).observe(now - job.arrived)
+                    self.metrics.generation.labels(self.model).inc()
+                    if job.first_token_at is None:
+                        job.first_token_at = now
+                        self.metrics.ttft.labels(self.model).observe(now - job.arrived)
                     elif job.last_token_at is not None:
-                        self.h_tpot.labels(self.model).observe(now - job.last_token_at)
+                        self.metrics.tpot.labels(self.model).observe(now - job.last_token_at)
                     job.last_token_at = now
                     job.out.put(job.generated)
                     if job.generated >= job.max_tokens:
                         self.running.remove(job)
-                        self.h_e2e.labels(self.model).observe(now - job.arrived)
-                        self.c_finished.labels(self.model, "length").inc()
+                        self._finished(job, now)
                         job.out.put(None)
                 self._preempt_over_capacity(cap)
+
+    def _finished(self, job: Job, now: float) -> None:
+        scheduled = job.scheduled_at if job.scheduled_at is not None else job.arrived
+        first = job.first_token_at if job.first_token_at is not None else now
+        self.metrics.request_finished(
+            self.model, (job.prompt_tokens, job.generated), (job.arrived, scheduled, first, now)
+        )
 
     def _preempt_over_capacity(self, cap: int) -> None:
         """Decoding grows the KV cache; past capacity the newest sequences go back to the queue
@@ -192,7 +160,7 @@ class Engine:
             job = self.running.pop()
             kv -= job.prompt_tokens + job.generated
             self.waiting.appendleft(job)
-            self.c_preemptions.labels(self.model).inc()
+            self.metrics.preemptions.labels(self.model).inc()
 
     def stop(self) -> None:
         """Stop the loop."""

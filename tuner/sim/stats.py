@@ -2,8 +2,10 @@
 
 Latencies are what the client sees (network legs included). Inter-token latency is the
 distribution of step durations weighted by the sequences in each step, since every running
-sequence emits one token per step. Queue depth and the number in system are the means of the
-samples taken at each send (time averages for Poisson arrivals). Empty windows give None, never 0.
+sequence emits one token per step. Queue, prefill and decode times of finished requests are the
+engine's own (replica clock, no network legs), as vLLM's request histograms measure them. Queue
+depth and the number in system are the means of the samples taken at each send (time averages
+for Poisson arrivals). Empty windows give None, never 0.
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ def window_stats(fleet: SimFleet, start: float, end: float) -> dict[str, float |
         errors = (status == ERROR) & (finish >= start) & (finish < end)
     ttft = first[done] - send[done]
     e2e = deliver[done] - send[done]
+    tab = fleet.table
+    scheduled = np.asarray(tab.scheduled_t)[done]
+    first_token = np.asarray(tab.first_t)[done]
+    queue = scheduled - np.asarray(tab.queued_t)[done]
+    prefill = first_token - scheduled
+    decode = finish[done] - first_token
     n_done, n_err = int(done.sum()), int(errors.sum())
     sent = int(((send >= start) & (send < end)).sum())
     st, dur, batch = step_arrays(fleet)
@@ -94,6 +102,12 @@ def window_stats(fleet: SimFleet, start: float, end: float) -> dict[str, float |
         ),
         "p50_e2e_latency_seconds": _quantile(e2e, 0.5),
         "p99_e2e_latency_seconds": _quantile(e2e, 0.99),
+        "p50_queue_seconds": _quantile(queue, 0.5),
+        "p99_queue_seconds": _quantile(queue, 0.99),
+        "p50_prefill_seconds": _quantile(prefill, 0.5),
+        "p99_prefill_seconds": _quantile(prefill, 0.99),
+        "p50_decode_seconds": _quantile(decode, 0.5),
+        "p99_decode_seconds": _quantile(decode, 0.99),
         "mean_e2e_latency_seconds": float(e2e.mean()) if n_done else None,
         "throughput_tokens_per_second": tokens / width if tokens else None,
         "completed_tokens_per_second": float(out_tokens[done].sum()) / width if n_done else None,
