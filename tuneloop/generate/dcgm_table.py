@@ -74,8 +74,9 @@ MAPPINGS: tuple[DcgmMapping, ...] = (
         "tuneloop_gpu_utilization_ratio",
         "tuneloop_gpu_utilization_ratio",
         100,
-        "NVML's busy fraction over its sample period.",
-        "dashboard, alerts",
+        "NVML's busy fraction over its sample period; earlier versions of the stock dashboard "
+        "plot it.",
+        "alerts",
     ),
     DcgmMapping(
         "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
