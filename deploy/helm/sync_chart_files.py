@@ -23,7 +23,8 @@ GENERATED = DEPLOY / "overlays" / "kube-prometheus-stack" / "generated"
 def sources() -> dict[Path, Path]:
     """Each chart file and the file it copies."""
     pairs = {FILES / p.name: p for p in sorted((DEPLOY / "base" / "config").glob("*.yaml"))}
-    pairs[FILES / "prometheusrule.yaml"] = GENERATED / "prometheusrule.yaml"
+    for rule in ("prometheusrule.yaml", "prometheusrule-dcgm-compat.yaml"):
+        pairs[FILES / rule] = GENERATED / rule
     for dashboard in sorted((GENERATED / "dashboards").glob("*.json")):
         pairs[FILES / "dashboards" / dashboard.name] = dashboard
     return pairs

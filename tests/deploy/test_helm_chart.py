@@ -247,15 +247,25 @@ def test_tuner_is_scraped_in_controller_mode_only(rendered) -> None:
 
 def test_monitoring_objects_come_from_the_generated_files(rendered) -> None:
     docs = rendered["kube-prometheus-stack"]
-    (rule,) = find(docs, "PrometheusRule")
-    generated = yaml.safe_load((CHART / "files" / "prometheusrule.yaml").read_text())
-    assert rule["spec"] == generated["spec"]
-    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    for name, file in (
+        ("tuneloop", "prometheusrule.yaml"),
+        ("tuneloop-dcgm-compat", "prometheusrule-dcgm-compat.yaml"),
+    ):
+        (rule,) = find(docs, "PrometheusRule", name)
+        generated = yaml.safe_load((CHART / "files" / file).read_text())
+        assert rule["spec"] == generated["spec"]
+        assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     dashboards = {d["metadata"]["name"]: d for d in find(docs, "ConfigMap")}
     for path in sorted((CHART / "files" / "dashboards").glob("*.json")):
         config_map = dashboards[f"tuneloop-dashboard-{path.stem}"]
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert config_map["data"] == {path.name: path.read_text()}
+
+
+def test_dcgm_compat_rules_can_be_left_out() -> None:
+    values = {"monitoring": {"enabled": True, "prometheusRule": {"dcgmCompat": {"enabled": False}}}}
+    rules = find(render(values), "PrometheusRule")
+    assert [r["metadata"]["name"] for r in rules] == ["tuneloop"]
 
 
 @pytest.mark.parametrize(

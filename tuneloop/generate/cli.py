@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuneloop.generate import alerts, dashboards, runbooks
+from tuneloop.generate import alerts, dashboards, dcgm_compat, runbooks
 
 GENERATED_DIRS = (
     runbooks.RUNBOOKS_DIR,
@@ -33,6 +33,7 @@ def render_all(
         dashboards.render(root),
         alerts.render(root, runbook_base_url),
         runbooks.render(root),
+        dcgm_compat.render(),
     )
     for part in parts:
         files.update(part)
