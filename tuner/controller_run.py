@@ -180,6 +180,7 @@ def run_controller(
                 from tuner.kube.election import lease_election
 
                 election = lease_election
+
             def on_stop() -> None:
                 lost.set()
                 stop.set()
