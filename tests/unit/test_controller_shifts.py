@@ -117,7 +117,8 @@ def test_a_shifter_runs_on_its_own_thread_and_is_restored_on_stop(tmp_path: Path
     runner.start()
     try:
         until(lambda: fleet.weights()["llm/r0"] <= 8, "the shifter to move traffic off r0")
-        assert active_balancers(tmp_path / "state") == {f"haproxy:{BALANCER}"}
+        marked = {f"haproxy:{BALANCER}"}  # the state file follows the weights within the step
+        until(lambda: active_balancers(tmp_path / "state") == marked, "the shift's marker")
     finally:
         stop.set()
         runner.join(20)
@@ -173,8 +174,9 @@ def test_a_tuning_round_starts_no_trial_while_the_controllers_shift_holds_the_ba
     fleet.signals.p99 = {"r0": 0.9}
     run.shifts.start()
     try:
-        until(lambda: fleet.weights()["llm/r0"] < 16, "a shift")
+        until(lambda: watch.loop.paused() is not None, "the tuning loop to see the shift")
         assert watch.loop.paused() == f"traffic shift active on haproxy:{BALANCER}"
+        assert fleet.weights()["llm/r0"] < 16
     finally:
         run.shifts.stop()
     assert watch.loop.paused() is None, "the restored shift holds nothing"
