@@ -170,16 +170,17 @@ def test_a_tuning_round_starts_no_trial_while_the_controllers_shift_holds_the_ba
     )
     run = build_controller(config, factories)
     (watch,) = run.controller.watches
-    assert watch.loop.paused is not None and watch.loop.paused() is None
+    paused = watch.loop.paused  # the tuning loop's check before each trial
+    assert paused is not None and paused() is None
     fleet.signals.p99 = {"r0": 0.9}
     run.shifts.start()
     try:
-        until(lambda: watch.loop.paused() is not None, "the tuning loop to see the shift")
-        assert watch.loop.paused() == f"traffic shift active on haproxy:{BALANCER}"
+        until(lambda: paused() is not None, "the tuning loop to see the shift")
+        assert paused() == f"traffic shift active on haproxy:{BALANCER}"
         assert fleet.weights()["llm/r0"] < 16
     finally:
         run.shifts.stop()
-    assert watch.loop.paused() is None, "the restored shift holds nothing"
+    assert paused() is None, "the restored shift holds nothing"
 
 
 @pytest.fixture
