@@ -1,7 +1,9 @@
 """Audit log: one JSON object per line, fsync'd, saying what changed, when, why, with what result.
 
 An optional ``event_sink`` receives each record too (in a cluster the controller turns them into
-Kubernetes Events); a failing sink is logged as a warning and never stops the tuner.
+Kubernetes Events); a failing sink is logged as a warning and never stops the tuner. One log may
+be shared by threads (the controller's tuning loop and its traffic shifters): records are written
+one at a time.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,21 +32,23 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.event_sink = event_sink
         self._now = clock.now if clock is not None else time.time
+        self._write = threading.Lock()
 
     def record(self, action: str, experiment: str, **fields: Any) -> dict[str, Any]:
         """Append one record (``ts``, ``action``, ``experiment`` and ``fields``) and fsync it."""
         entry: dict[str, Any] = {"ts": self._now(), "action": action, "experiment": experiment}
         entry.update(fields)
         line = json.dumps(entry, sort_keys=True, default=str) + "\n"
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = "\n" + line  # a crash tore the last line: start a fresh one
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with self._write:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = "\n" + line  # a crash tore the last line: start a fresh one
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         if self.event_sink is not None:
             try:
                 self.event_sink(entry)

@@ -213,8 +213,8 @@ def add_audit_command(sub: Any) -> None:
 
 
 def cmd_controller(args: argparse.Namespace, factories: Factories) -> int:
-    from tuner.controller import run_controller
     from tuner.controller_config import load_controller_config
+    from tuner.controller_run import run_controller
 
     config = load_controller_config(args.config)
     if factories.event_sink is None:
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that act through the tuner's factories; the others take only their arguments.
 FACTORY_COMMANDS = frozenset(
-    {"tune", "check", "status", "rollback", "report", "audit", "controller"}
+    {"tune", "check", "status", "rollback", "report", "audit", "controller", "shift"}
 )
 
 

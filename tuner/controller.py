@@ -13,8 +13,8 @@ Decision rule, per experiment, every ``interval``:
 
 Only the leader tunes: with ``lease:`` set, the kubernetes client's own ``LeaderElection`` holds
 a ``coordination.k8s.io`` Lease; on losing it the controller stops and the process exits, and the
-next leader's tuning loop resumes (rolls back) any trial left in flight. ``/metrics`` is served
-on ``metrics_port``.
+next leader's tuning loop resumes (rolls back) any trial left in flight. The process around it
+(the Lease, the traffic shifters of ``shifts:``, ``/metrics``) is :mod:`tuner.controller_run`.
 """
 
 from __future__ import annotations
@@ -25,19 +25,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tuneloop.clock import Clock
-from tuner.audit import AuditLog
 from tuner.controller_config import ControllerConfig
 from tuner.loop import TuningLoop
-from tuner.metrics import TunerMetrics
 from tuner.signals.base import SignalError
-from tuner.spec import Experiment, load_experiment
-from tuner.store import TrialStore
-from tuner.wiring import Factories, build_loop, state_paths
+from tuner.spec import Experiment
 from tuner.writer_lock import WRITER_TTL_S, HeartbeatClock
 
 log = logging.getLogger(__name__)
-
-EXIT_LEADERSHIP_LOST = 1
 
 
 class DecisionKind(StrEnum):
@@ -206,48 +200,3 @@ class Controller:
         while not stop.is_set():
             self.tick()
             stop.wait(self.config.interval_s)
-
-
-def run_controller(config: ControllerConfig, factories: Factories) -> int:
-    """Serve metrics and tune while leader (or always, without ``lease:``).
-
-    Returns 0 when stopped without a lease; with a lease, losing it ends the process with
-    :data:`EXIT_LEADERSHIP_LOST` so the Pod restarts and stands for election again."""
-    clock = HeartbeatClock(factories.clock())
-    store_path, audit_path = state_paths(config.state)
-    store = TrialStore(store_path, clock)
-    audit = AuditLog(audit_path, factories.event_sink, clock)
-    metrics = TunerMetrics()
-    loops = [
-        build_loop(
-            load_experiment(path),
-            factories,
-            config.state,
-            store=store,
-            clock=clock,
-            metrics=metrics,
-            audit=audit,
-        )
-        for path in config.experiments
-    ]
-    holder = config.lease.identity if config.lease is not None else None
-    controller = Controller(config, loops, clock, holder=holder)
-    if config.metrics_port:
-        metrics.serve(config.metrics_port, config.metrics_address)
-    stop = threading.Event()
-    if config.lease is None:
-        controller.run(stop)
-        return 0
-    from tuner.kube.election import lease_election
-
-    lost = threading.Event()
-
-    def on_stop() -> None:
-        lost.set()
-        stop.set()
-
-    lease_election(config.lease, lambda: controller.run(stop), on_stop).run()
-    if lost.is_set():
-        log.error("leadership lost: exiting so another replica can lead")
-        return EXIT_LEADERSHIP_LOST
-    return 0

@@ -1,7 +1,9 @@
-"""The controller's configuration file: experiments, state, interval, hysteresis and the Lease.
+"""The controller's configuration file: experiments, shifts, state, interval, hysteresis, Lease.
 
 The dataclasses are the file's schema (:mod:`tuneloop.schema`). Paths are relative to the file's
-folder; the ``hysteresis:`` mapping fills the ``*_ratio`` and ``min_interval_s`` fields.
+folder; the ``hysteresis:`` mapping fills the ``*_ratio`` and ``min_interval_s`` fields. A
+controller names at least one experiment or one traffic shifter (``shifts:``, each run at its own
+interval while the controller leads).
 """
 
 from __future__ import annotations
@@ -51,8 +53,13 @@ class ControllerConfig:
     """The controller: which experiments it re-tunes, when, and under which Lease."""
 
     experiments: tuple[Path, ...] = setting(
-        min_items=1, relative=True, help="Experiment files, relative to this file."
+        (), relative=True, help="Experiment files, relative to this file."
     )
+    shifts: tuple[Path, ...] = setting(
+        (), relative=True,
+        help="Traffic shifter files (tuneloop shift), relative to this file; each runs while "
+        "the controller leads, and its baselines are restored when it stops leading.",
+    )  # fmt: skip
     state: Path = setting(
         Path("tuneloop-state"), relative=True, help="State folder (trial stores), relative."
     )
@@ -86,6 +93,8 @@ class ControllerConfig:
     }
 
     def check_config(self, field: str) -> None:
+        if not self.experiments and not self.shifts:
+            fail(join(field, "experiments"), "name at least one experiment (or a shift)")
         try:
             ipaddress.ip_address(self.metrics_address)
         except ValueError:

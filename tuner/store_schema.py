@@ -176,8 +176,14 @@ def open_store(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
     elif path.is_file() and path.stat().st_size == 0:
         raise _damaged(path, "is empty (0 bytes), so its trials and initial snapshot are lost")
     try:
+        # The process that opens the store may hand it to the thread that tunes (the
+        # controller's, under a Lease); one thread uses it at a time.
         db = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=timeout_s, isolation_level=None
+            f"{path.resolve().as_uri()}?mode=rw",
+            uri=True,
+            timeout=timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
         )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open trial store {path}: {exc}") from exc

@@ -30,6 +30,7 @@ from tuner.strategy.base import Strategy
 
 if TYPE_CHECKING:
     from tuner.kube.client import KubeClient
+    from tuner.shift.config import ShiftConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,20 @@ def prometheus_signals(exp: Experiment) -> Signals:
     return PrometheusSignals.from_settings(exp.signals)
 
 
+def registry_shift_applier(config: ShiftConfig) -> Applier:
+    """The weight applier a shifter's ``balancer:`` names, from the appliers registry."""
+    from tuner.appliers.registry import build_applier
+
+    return build_applier(config.balancer_kind, config.balancer_options, "balancer")
+
+
+def prometheus_shift_signals(config: ShiftConfig) -> Signals:
+    """The Prometheus a shifter reads its replicas' latency from."""
+    from tuner.signals.prometheus import PrometheusSignals
+
+    return PrometheusSignals(config.prometheus)
+
+
 def cluster_client() -> KubeClient:
     """The in-cluster client (else the kubeconfig's) for Kubernetes Events."""
     from tuner.kube.client import KubeClient
@@ -75,10 +90,14 @@ class Factories:
     """How an entry point builds what an experiment needs.
 
     ``kube_events`` None means "never send Kubernetes Events" (the demo, the lab benchmarks).
+    A traffic shifter's balancer and latency readings come from ``shift_applier`` and
+    ``shift_signals``.
     """
 
     appliers: Callable[[Experiment], dict[str, Applier]] = registry_appliers
     signals: Callable[[Experiment], Signals] = prometheus_signals
+    shift_applier: Callable[[ShiftConfig], Applier] = registry_shift_applier
+    shift_signals: Callable[[ShiftConfig], Signals] = prometheus_shift_signals
     clock: Callable[[], Clock] = RealClock
     event_sink: Callable[[dict[str, Any]], None] | None = None
     kube_events: Callable[[], KubeClient] | None = cluster_client

@@ -6,12 +6,14 @@ are slowed with the lab's throttle (SIGSTOP/SIGCONT duty cycle). Every wait is b
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from lab import programs
 from lab.lab import Lab, LabConfig, running_lab
@@ -19,9 +21,12 @@ from lab.throttle import Throttle
 from tuneloop.clock import RealClock
 from tuner.appliers.haproxy import HaproxyApplier
 from tuner.audit import AuditLog
+from tuner.controller_config import load_controller_config
+from tuner.controller_run import run_controller
 from tuner.shift.config import parse_shift_config
 from tuner.shift.runner import Shifter
 from tuner.signals.prometheus import PrometheusSignals
+from tuner.wiring import Factories
 
 pytestmark = pytest.mark.skipif(
     not all(programs.available(b) for b in (programs.HAPROXY_BINARY, programs.PROMETHEUS_BINARY)),
@@ -52,21 +57,23 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield running
 
 
+def shift_settings(lab: Lab, **policy: Any) -> dict[str, Any]:
+    """The lab's shifter file: its HAProxy, its Prometheus, the agent's P99 of each replica."""
+    return {
+        "name": "lab",
+        "signals": {"prometheus": lab.url("prometheus")},
+        "balancer": {"kind": "haproxy", "address": f"127.0.0.1:{lab.port('haproxy_admin')}"},
+        "replicas": [{"target": t} for t in TARGETS],
+        "latency": {"window": "6s"},
+        "interval": f"{INTERVAL_S}s",
+        "policy": {"threshold": "400ms", "clear_ratio": 0.7, "hold": "4s", **policy},
+    }
+
+
 def shifter(lab: Lab, state: Path, **policy: Any) -> tuple[Shifter, HaproxyApplier, AuditLog]:
-    address = f"127.0.0.1:{lab.port('haproxy_admin')}"
-    admin = HaproxyApplier(address)
+    admin = HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}")
     admin.apply(BASELINE)
-    config = parse_shift_config(
-        {
-            "name": "lab",
-            "signals": {"prometheus": lab.url("prometheus")},
-            "balancer": {"kind": "haproxy", "address": address},
-            "replicas": [{"target": t} for t in TARGETS],
-            "latency": {"window": "6s"},
-            "interval": f"{INTERVAL_S}s",
-            "policy": {"threshold": "400ms", "clear_ratio": 0.7, "hold": "4s", **policy},
-        }
-    )
+    config = parse_shift_config(shift_settings(lab, **policy))
     clock = RealClock()
     audit = AuditLog(state / "audit.jsonl", clock=clock)
     return (
@@ -154,3 +161,37 @@ def test_a_fleet_wide_slowdown_shifts_nothing(lab: Lab, tmp_path: Path) -> None:
     assert settled and weights == BASELINE, audit.entries()
     shifts = [e for e in audit.entries() if e["action"] == "shift"]
     assert len(shifts) <= 1, shifts
+
+
+def test_the_controller_shifts_and_restores_the_baselines_when_stopped(
+    lab: Lab, tmp_path: Path
+) -> None:
+    admin = HaproxyApplier(f"127.0.0.1:{lab.port('haproxy_admin')}")
+    admin.apply(BASELINE)
+    (tmp_path / "shift.yaml").write_text(yaml.safe_dump(shift_settings(lab)))
+    (tmp_path / "controller.yaml").write_text(
+        "shifts: [shift.yaml]\nstate: state\nmetrics_port: 0\ninterval: 1s\n"
+    )
+    config = load_controller_config(tmp_path / "controller.yaml")
+    stop = threading.Event()
+    code: list[int] = []
+    runner = threading.Thread(
+        target=lambda: code.append(run_controller(config, Factories(kube_events=None), stop=stop)),
+        daemon=True,
+    )
+    audit = AuditLog(tmp_path / "state" / "audit.jsonl")
+    with Throttle(lab.record("r0").pid, run_fraction=0.25):
+        runner.start()
+        try:
+            deadline = time.monotonic() + 20 * INTERVAL_S
+            while admin.read(["llm/r0"])["llm/r0"] == 16 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            shifted = admin.read(TARGETS)
+        finally:
+            stop.set()
+            runner.join(30)
+    assert shifted["llm/r0"] != 16, audit.entries()
+    assert code == [0]
+    assert admin.read(TARGETS) == BASELINE, "the stopped controller put the baselines back"
+    actions = [e["action"] for e in audit.entries()]
+    assert "shift" in actions and actions[-1] == "shift-restore-all", actions

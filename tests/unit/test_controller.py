@@ -92,7 +92,7 @@ def test_config_loading_and_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"lease\.duration: must exceed renew_deadline"):
         load_controller_config(path)
     path.write_text("experiments: []\n")
-    with pytest.raises(ConfigError, match="experiments: must be a non-empty list"):
+    with pytest.raises(ConfigError, match=r"experiments: name at least one experiment"):
         load_controller_config(path)
 
 

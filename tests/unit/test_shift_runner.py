@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from tests.unit.tuner_doubles import FakeClock, MemoryApplier
+from tests.unit.tuner_doubles import FakeClock, MemoryApplier, ScriptedSignals
 from tuneloop.validation import ConfigError
 from tuner.appliers.base import ApplierError
 from tuner.audit import AuditLog
 from tuner.shift.config import parse_shift_config
 from tuner.shift.runner import Shifter
 from tuner.shift.state import UNKNOWN, active_balancers
-from tuner.signals.base import SignalError, SignalRef, Signals
+from tuner.signals.base import SignalError
 
 CONFIG = {
     "name": "llm",
@@ -25,21 +25,6 @@ CONFIG = {
     "interval": "5s",
     "policy": {"threshold": "200ms", "ema_alpha": 1.0, "hold": "10s", "step_ratio": 0.25},
 }
-
-
-class ScriptedSignals(Signals):
-    """Per-target P99 from a dict the test changes; a value of Exception raises SignalError."""
-
-    def __init__(self) -> None:
-        self.p99: dict[str, float | type[Exception] | None] = {}
-
-    def value(self, ref: SignalRef, window_s: float) -> float | None:
-        assert ref.query is not None
-        target = ref.query.split('target="')[1].split('"')[0]
-        value = self.p99.get(target, 0.1)
-        if value is SignalError:
-            raise SignalError("prometheus unreachable")
-        return value  # type: ignore[return-value]
 
 
 class BrokenApplier(MemoryApplier):

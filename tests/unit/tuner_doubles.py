@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tuner.appliers.base import Applier, ApplierError, Value
-from tuner.signals.base import SignalRef, Signals
+from tuner.signals.base import SignalError, SignalRef, Signals
 
 if TYPE_CHECKING:
     from tuner.loop import TuningLoop
@@ -148,6 +148,25 @@ class ModelSignals(Signals):
         if name == "p99_ttft_seconds":
             return 2 * self.latency()
         return self.latency()
+
+
+class ScriptedSignals(Signals):
+    """A shifter's per-replica P99 from a dict the test changes, keyed by the agent target in
+    the query (``target="r0"``; 0.1 s when not set); the value ``SignalError`` raises it, any
+    other exception type raises that (a failure the shifter does not expect)."""
+
+    def __init__(self) -> None:
+        self.p99: dict[str, float | type[Exception] | None] = {}
+
+    def value(self, ref: SignalRef, window_s: float) -> float | None:
+        assert ref.query is not None
+        target = ref.query.split('target="')[1].split('"')[0]
+        value = self.p99.get(target, 0.1)
+        if value is SignalError:
+            raise SignalError("prometheus unreachable")
+        if isinstance(value, type) and issubclass(value, Exception):
+            raise value(f"{target}: scripted failure")
+        return value
 
 
 def file_loop(state_dir: Path, pause_s: float = 0.0):  # pragma: no cover - used by a subprocess

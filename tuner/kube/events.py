@@ -9,6 +9,9 @@ Decisions:
   nginx) is reported on the tuner's own pod (``POD_NAME``/``POD_NAMESPACE``), or not at all when
   that is unknown.
 - Event names follow client-go's recorder (``<object>.<hex nanoseconds>``), so no two collide.
+- The traffic shifter's records (:mod:`tuner.kube.shift_events`: reasons, messages with the
+  readings) are about a balancer, which is no Kubernetes object: they are reported on the tuner's
+  pod, like a balancer experiment's.
 - Emitting is best effort: a failure (RBAC, a timeout) is logged once per kind of failure, and
   never raised, so tuning goes on; the audit file stays the record.
 """
@@ -25,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tuner.kube.client import KubeClient, KubeError
+from tuner.kube.shift_events import SHIFT_REASONS, describe_shift, is_shift_record
 from tuner.spec import Experiment
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "promote": ("TuneloopNewBest", "Normal"),
     "apply_best": ("TuneloopBestApplied", "Normal"),
     "advise": ("TuneloopRecommendation", "Normal"),
+    **SHIFT_REASONS,
 }
 # applier kind -> (apiVersion, kind) of the object its target names
 OBJECT_KINDS: dict[str, tuple[str, str]] = {
@@ -116,13 +121,14 @@ class KubeEventSink:
         reason, kind = REASONS[action]
         if action == "result" and entry.get("outcome") in WARNING_OUTCOMES:
             kind = "Warning"
-        message = describe(entry)[:MESSAGE_LIMIT]
+        text = describe_shift(entry) if is_shift_record(entry) else describe(entry)
+        message = text[:MESSAGE_LIMIT]
         for ref in self.involved(entry):
             self._emit(ref, reason, kind, message)
 
     def involved(self, entry: Mapping[str, Any]) -> list[ObjectRef]:
         """The objects an entry is about (see the module docstring)."""
-        exp = self.experiments.get(str(entry.get("experiment", "")))
+        exp = None if is_shift_record(entry) else self.experiments.get(str(entry.get("experiment")))
         refs: list[ObjectRef] = []
         if exp is not None:
             named: set[str] = set()

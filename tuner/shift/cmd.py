@@ -1,4 +1,9 @@
-"""``tuneloop shift CONFIG``: keep traffic off replicas whose latency degrades, until stopped."""
+"""``tuneloop shift CONFIG``: keep traffic off replicas whose latency degrades, until stopped.
+
+The balancer's applier and the latency readings come from the tuner's :class:`Factories`; in a
+cluster every shift and restore also becomes a Kubernetes Event, as ``tune`` and the controller
+do (:func:`tuner.wiring.event_sink`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,15 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneloop.clock import RealClock
 from tuner.audit import AuditLog
 from tuner.shift.config import load_shift_config
 from tuner.shift.runner import Shifter, ShiftMetrics
+
+if TYPE_CHECKING:
+    from tuner.wiring import Factories
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +36,13 @@ class _StoppableClock(RealClock):
             self.stop.wait(seconds)
 
 
-def cmd_shift(args: argparse.Namespace) -> int:
+def cmd_shift(args: argparse.Namespace, factories: Factories) -> int:
     from prometheus_client import start_http_server
 
-    from tuner.appliers.registry import build_applier
-    from tuner.signals.prometheus import PrometheusSignals
+    from tuner.wiring import event_sink
 
     config = load_shift_config(args.config)
-    applier = build_applier(config.balancer_kind, config.balancer_options, "balancer")
+    applier = factories.shift_applier(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -47,9 +54,9 @@ def cmd_shift(args: argparse.Namespace) -> int:
     shifter = Shifter(
         config,
         applier,
-        PrometheusSignals(config.prometheus),
+        factories.shift_signals(config),
         clock=clock,
-        audit=AuditLog(state / "audit.jsonl", clock=clock),
+        audit=AuditLog(state / "audit.jsonl", event_sink(factories, []), clock),
         state_dir=state,
         metrics=metrics,
         dry_run=args.dry_run,
