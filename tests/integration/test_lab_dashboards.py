@@ -216,7 +216,9 @@ def resolve_variables(
         if var.get("type") != "query":
             continue
         got = label_values(lab, substitute(var["query"], values))
-        if not got:
+        if any(series in var["query"] for series in NO_DATA_IN_LAB):
+            assert not got, f"{name}: variable ${var['name']} has values now: see NO_DATA_IN_LAB"
+        elif not got:
             empty.append(f"{name}: variable ${var['name']}: {var['query']}")
         values[var["name"]] = got or [".*"]
     return values
