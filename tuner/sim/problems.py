@@ -126,19 +126,19 @@ def _int(params: Mapping[str, Value], name: str) -> int:
     return int(params[name])
 
 
-# 1. Batch limit and balancer on a saturated fleet: too low a limit queues requests until they
-# time out; a higher one serves more at once but lengthens every step (ITL), and past a point
-# end-to-end latency too. The ITL SLO cuts the range above the unconstrained optimum's region.
-BATCHING_ITL_S = 0.25
+# 1. Batch limit and balancer on a small-memory fleet: too low a limit queues requests until they
+# time out, slowly enough that a one-minute window can miss it (16 looks feasible in a window and
+# is not in truth); above about 24 the KV cache, not the limit, bounds the batch.
+BATCHING_ITL_S = 0.30
 
 
 def _batching_build(p: Mapping[str, Value]) -> FleetConfig:
     return FleetConfig(
-        profiles=("A100-80GB",),
+        profiles=("A100-40GB",),
         replicas=3,
         batch_limit=_int(p, "batch_limit"),
         balancer=str(p["balancer"]),
-        workload=WorkloadConfig(rate=28.0, prompt_mean=900.0, output_mean=300.0),
+        workload=WorkloadConfig(rate=22.0, prompt_mean=900.0, output_mean=100.0),
     )
 
 
@@ -233,11 +233,11 @@ PROBLEMS: dict[str, Problem] = {
     for p in (
         Problem(
             "batching",
-            "batch limit and balancer on 3 x A100-80GB; min p99 e2e, p99 ITL <= 250 ms",
+            "batch limit and balancer on 3 x A100-40GB; min p99 e2e, p99 ITL <= 300 ms",
             (Knob("batch_limit", "int", 4, 512, log=True), BAL),
             _batching_build,
             _batching_score,
-            {"batch_limit": 256, "balancer": "least_conn"},
+            {"batch_limit": 8, "balancer": "least_conn"},
         ),
         Problem(
             "weights",
