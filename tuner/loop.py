@@ -260,7 +260,9 @@ class TuningLoop:
         best, value = self._robust_choice(*inc)
         applied = False
         in_place = self.space.to_point(self.targets.read()) == self.space.to_point(best.params)
-        if apply_mode and not in_place and not signals_failed:
+        # A robust pick other than the incumbent is measured again even when it is in place (the
+        # last trial, say): only then does it become the incumbent, which is what stays applied.
+        if apply_mode and not signals_failed and (not in_place or best.id != inc[0].id):
             value = self._apply_best(best, value)
             applied = True
         params = " ".join(f"{k}={fmt(v)}" for k, v in best.params.items())

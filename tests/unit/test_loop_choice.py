@@ -60,3 +60,15 @@ def test_the_robust_pick_is_applied_and_measured_again(tmp_path: Path) -> None:
 def test_a_pick_never_measured_leaves_the_incumbent(tmp_path: Path) -> None:
     _, applier, _ = run(tmp_path, {"a": 1, "b": 1})
     assert applier.state == {"be/a": 70, "be/b": 30}  # the best measured, the model's optimum
+
+
+def test_a_pick_already_in_place_is_measured_again_and_becomes_the_incumbent(
+    tmp_path: Path,
+) -> None:
+    # The last trial (65/35) is in place when the budget ends, and it is the pick.
+    _, applier, store = run(tmp_path, {"a": 65, "b": 35})
+    assert applier.state == {"be/a": 65, "be/b": 35}
+    final = [t for t in store.trials("weights") if t.kind == TrialKind.FINAL]
+    assert len(final) == 1 and final[0].params == {"a": 65, "b": 35}
+    incumbent = store.incumbent("weights")
+    assert incumbent is not None and incumbent[0].params == {"a": 65, "b": 35}
