@@ -53,12 +53,10 @@ class FakeSignalsMixin:
     _gpm_samples: dict[int, _Snapshot | None]
     _gpm_busy: dict[int, tuple[float, dict[int, float]]]  # device -> (at, busy)
     _next_gpm_sample: int
-
-    def _device_call(self, name: str, handle: Any) -> FakeDevice:
-        raise NotImplementedError
-
-    def _module_call(self, name: str) -> None:
-        raise NotImplementedError
+    # The fake module's own call checks (an uninitialised library, a stale handle, an injected
+    # error), provided by the class this mixes into.
+    _device_call: Callable[[str, Any], FakeDevice]
+    _module_call: Callable[[str], None]
 
     def _init_signals(self) -> None:
         self._gpm_samples = {}
