@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import requests
 from lab import programs, prometheus_conf
 from lab.processes import free_port
 from tests.paths import FIXTURES, ROOT
+from tests.realprocs.prometheus import query, wait_for_result
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 pytestmark = [
@@ -61,20 +61,8 @@ ALERT_EXPRESSIONS = (
 )
 
 
-def query(url: str, promql: str) -> list[dict[str, Any]]:
-    reply = requests.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5)
-    reply.raise_for_status()
-    result: list[dict[str, Any]] = reply.json()["data"]["result"]
-    return result
-
-
 def wait_for(url: str, promql: str) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        got = query(url, promql)
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.25)
+    return wait_for_result(url, promql, DEADLINE_S)
 
 
 def label_values(url: str, variable_query: str) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from functools import partial
 from http.server import ThreadingHTTPServer
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from lab import programs
 from lab.processes import free_port
 from tests.integration.agent_process import QuietHandler, agent_flags
+from tests.realprocs.prometheus import query, wait_for_result
 
 pytestmark = [
     pytest.mark.integration,
@@ -71,21 +70,8 @@ def inference_url() -> Iterator[str]:
     server.server_close()
 
 
-def query(url: str, promql: str) -> list[dict[str, Any]]:
-    reply = requests.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5)
-    reply.raise_for_status()
-    result: list[dict[str, Any]] = reply.json()["data"]["result"]
-    return result
-
-
 def wait_for(url: str, promql: str) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + DEADLINE_S
-    for _ in range(int(DEADLINE_S / 0.25)):
-        got = query(url, promql)
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.25)
-    return []
+    return wait_for_result(url, promql, DEADLINE_S)
 
 
 def test_every_series_keeps_the_node_name_and_numa_series_their_numa_node(

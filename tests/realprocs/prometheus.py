@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -71,3 +73,21 @@ def wait_for_scrape(prom: PrometheusProcess, metric: str, timeout_s: float = 15.
         return bool(reply.json()["data"]["result"])
 
     wait_until(has_sample, timeout_s, f"a scraped sample of {metric}", step_s=0.2)
+
+
+def query(url: str, promql: str) -> list[dict[str, Any]]:
+    """The result vector of an instant query (an HTTP error raises)."""
+    reply = requests.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5)
+    reply.raise_for_status()
+    result: list[dict[str, Any]] = reply.json()["data"]["result"]
+    return result
+
+
+def wait_for_result(url: str, promql: str, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Poll an instant query until it returns something; [] after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = query(url, promql)
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.25)

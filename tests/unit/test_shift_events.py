@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.fakes.kube_apiserver import FakeApiServer
-from tests.unit.tuner_doubles import FakeClock, MemoryApplier, ScriptedSignals
+from tests.unit.tuner_doubles import SHIFT_CONFIG, FakeClock, MemoryApplier, ScriptedSignals
 from tuner.audit import AuditLog
 from tuner.cli import main
 from tuner.kube.client import KubeClient
@@ -20,14 +20,6 @@ from tuner.shift.runner import Shifter
 from tuner.spec import loads_experiment
 from tuner.wiring import Factories
 
-CONFIG: dict[str, Any] = {
-    "name": "llm",
-    "signals": {"prometheus": "http://127.0.0.1:9090"},
-    "balancer": {"kind": "haproxy", "address": "127.0.0.1:9999"},
-    "replicas": [{"target": f"llm/r{i}"} for i in range(3)],
-    "interval": "5s",
-    "policy": {"threshold": "200ms", "ema_alpha": 1.0, "hold": "10s", "step_ratio": 0.25},
-}
 POD = {"apiVersion": "v1", "kind": "Pod", "namespace": "tuneloop", "name": "tuner-0"}
 
 
@@ -58,7 +50,7 @@ def test_a_shifter_run_records_shift_and_restore_events_with_readings(
     signals = ScriptedSignals()
     audit = AuditLog(tmp_path / "audit.jsonl", sink_for(api), clock)
     shifter = Shifter(
-        parse_shift_config(CONFIG), applier, signals, clock=clock, audit=audit,
+        parse_shift_config(SHIFT_CONFIG), applier, signals, clock=clock, audit=audit,
         state_dir=tmp_path,
     )  # fmt: skip
     signals.p99 = {"r0": 0.9}
@@ -116,7 +108,7 @@ def test_tuneloop_shift_sends_events_in_a_cluster(
     monkeypatch.setenv("POD_NAME", "tuner-0")
     monkeypatch.setenv("POD_NAMESPACE", "tuneloop")
     config = tmp_path / "shift.yaml"
-    config.write_text(yaml.safe_dump(CONFIG))
+    config.write_text(yaml.safe_dump(SHIFT_CONFIG))
     applier = MemoryApplier({f"llm/r{i}": 16 for i in range(3)})
     factories = Factories(
         shift_applier=lambda c: applier,

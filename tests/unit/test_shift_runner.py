@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from tests.unit.tuner_doubles import FakeClock, MemoryApplier, ScriptedSignals
+from tests.unit.tuner_doubles import SHIFT_CONFIG, FakeClock, MemoryApplier, ScriptedSignals
 from tuneloop.validation import ConfigError
 from tuner.appliers.base import ApplierError
 from tuner.audit import AuditLog
@@ -17,15 +17,6 @@ from tuner.shift.runner import Shifter
 from tuner.shift.state import UNKNOWN, active_balancers
 from tuner.signals.base import SignalError
 
-CONFIG = {
-    "name": "llm",
-    "signals": {"prometheus": "http://127.0.0.1:9090"},
-    "balancer": {"kind": "haproxy", "address": "127.0.0.1:9999"},
-    "replicas": [{"target": f"llm/r{i}"} for i in range(3)],
-    "interval": "5s",
-    "policy": {"threshold": "200ms", "ema_alpha": 1.0, "hold": "10s", "step_ratio": 0.25},
-}
-
 
 class BrokenApplier(MemoryApplier):
     def apply(self, desired):
@@ -33,7 +24,7 @@ class BrokenApplier(MemoryApplier):
 
 
 def make(tmp_path: Path, applier=None, **overrides):
-    config = parse_shift_config({**CONFIG, **overrides})
+    config = parse_shift_config({**SHIFT_CONFIG, **overrides})
     signals = ScriptedSignals()
     applier = applier or MemoryApplier({f"llm/r{i}": 16 for i in range(3)})
     clock = FakeClock()
@@ -131,11 +122,11 @@ def test_a_damaged_state_file_counts_as_active(tmp_path: Path) -> None:
 )
 def test_config_errors_name_the_field(change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        parse_shift_config({**CONFIG, **change})
+        parse_shift_config({**SHIFT_CONFIG, **change})
 
 
 def test_default_query_reads_the_agents_histogram() -> None:
-    config = parse_shift_config(CONFIG)
+    config = parse_shift_config(SHIFT_CONFIG)
     query = config.replicas[1].latency.query or ""
     assert "tuneloop_inference_e2e_latency_seconds_bucket" in query
     assert 'target="r1"' in query and query.startswith("histogram_quantile(0.99,")

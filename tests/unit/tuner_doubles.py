@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from tuner.loop import TuningLoop
     from tuner.store import Trial, TrialStore
 
+# A traffic shifter over three HAProxy servers, as its YAML file would hold it.
+SHIFT_CONFIG: dict[str, Any] = {
+    "name": "llm",
+    "signals": {"prometheus": "http://127.0.0.1:9090"},
+    "balancer": {"kind": "haproxy", "address": "127.0.0.1:9999"},
+    "replicas": [{"target": f"llm/r{i}"} for i in range(3)],
+    "interval": "5s",
+    "policy": {"threshold": "200ms", "ema_alpha": 1.0, "hold": "10s", "step_ratio": 0.25},
+}
+
 EXPERIMENT = """
 name: weights
 mode: apply
