@@ -186,7 +186,9 @@ def test_slo_breach_mid_trial_rolls_back_within_one_check(lab: Lab, tmp_path: Pa
         applied = wait_for(
             audit, lambda e: e["action"] == "apply" and e["trial"] == third["trial"], 30
         )
-        incumbent_params = incumbent(state, "lab-haproxy-weights")
+        # On a busy machine the earlier trials may have breached the strict TTFT too: then there
+        # is no incumbent, and the breach goes back to the trial's own snapshot.
+        incumbent_params = incumbent_or_none(state, "lab-haproxy-weights")
         busiest = max(range(3), key=lambda i: applied["params"][f"weight_r{i}"])
         time.sleep(1.0)  # the warm-up, during which constraints are not checked
         slowed_at = time.time()
@@ -207,10 +209,13 @@ def test_slo_breach_mid_trial_rolls_back_within_one_check(lab: Lab, tmp_path: Pa
     # must then roll back at its next check. So: within two check intervals (plus scheduling
     # slack on a loaded machine) of the slowdown, which is before the 9 s window would end.
     assert rollback["ts"] - slowed_at <= 2 * 3.0 + 2.0, "rolled back at the next check"
-    assert rollback["to"] == incumbent_params, "back to the incumbent"
     trial = next(
         t for t in store_trials(state, "lab-haproxy-weights") if t.number == applied["trial"]
     )
+    if incumbent_params is not None:
+        assert rollback["to"] == incumbent_params, "back to the incumbent"
+    else:
+        assert rollback["to"] == trial.snapshot, "back to what was in place before the trial"
     assert trial.state == "infeasible" and trial.feasible is False and trial.rolled_back
     assert trial.measurements["aborted"] is True
     assert "SLO breach during window" in (trial.reason or "")
@@ -278,14 +283,19 @@ def recorded(state: Path, name: str) -> set[tuple[int, ...]]:
     return out
 
 
-def incumbent(state: Path, name: str) -> dict[str, Any]:
+def incumbent_or_none(state: Path, name: str) -> dict[str, Any] | None:
     store = TrialStore(state / "trials.db")
     try:
         inc = store.incumbent(name)
     finally:
         store.close()
-    assert inc is not None, "an incumbent exists"
-    return dict(inc[0].params)
+    return None if inc is None else dict(inc[0].params)
+
+
+def incumbent(state: Path, name: str) -> dict[str, Any]:
+    params = incumbent_or_none(state, name)
+    assert params is not None, "an incumbent exists"
+    return params
 
 
 def wait_for(audit: Path, match: Any, timeout_s: float) -> dict[str, Any]:
