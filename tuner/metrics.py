@@ -19,7 +19,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    start_http_server,
     write_to_textfile,
 )
 from prometheus_client.core import Metric
@@ -112,7 +111,3 @@ class TunerMetrics(Collector):
         """Write the textfile format atomically (a temp file renamed into place)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(path), self.registry())
-
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """Serve ``/metrics`` on ``port`` from a background thread."""
-        start_http_server(port, addr=addr, registry=self.registry())
