@@ -46,8 +46,11 @@ unit: $(BIN)/.installed
 check: lint typecheck layers check-generated unit
 
 # Everything: the Debian programs, static checks, then every test (unit, deploy, integration).
+# The real-program tests mostly wait on measurement windows, so they run in TEST_WORKERS
+# processes, a test file each (a file's real programs stay within one worker).
+TEST_WORKERS ?= 2
 test: debs $(BIN)/.installed lint typecheck layers check-generated
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 bench: debs $(BIN)/.installed
 	for script in $(filter-out bench/__init__.py bench/common.py bench/tuner_efficiency_peers.py,$(wildcard bench/*.py)); do \

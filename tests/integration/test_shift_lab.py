@@ -133,7 +133,7 @@ def test_shift_respects_max_drained_then_restores(lab: Lab, tmp_path: Path) -> N
     assert not s.states["llm/r0"].shifted
 
 
-def test_a_fleet_wide_slowdown_shifts_nothing(lab: Lab, tmp_path: Path) -> None:
+def test_a_fleet_wide_slowdown_leaves_nothing_shifted(lab: Lab, tmp_path: Path) -> None:
     s, admin, audit = shifter(lab, tmp_path)
     s.start()
     wait_for_data(s)
@@ -142,15 +142,11 @@ def test_a_fleet_wide_slowdown_shifts_nothing(lab: Lab, tmp_path: Path) -> None:
         t.__enter__()
     try:
         saw_slow = tick_until(
-            s,
-            lambda: (
-                all((st.smoothed or 0) > 0.4 for st in s.states.values())
-                and len(audit.entries()) > 0
-            ),
-            15,
+            s, lambda: all((st.smoothed or 0) > 0.4 for st in s.states.values()), 15
         )
-        # A replica read as slow a moment before the others may take one step; once every
-        # replica is degraded, nothing stays shifted.
+        seen = len(audit.entries())
+        # A replica read as slow before the others may take steps (how many depends on how far
+        # apart the readings rose); once every replica is degraded, nothing stays shifted.
         settled = tick_until(s, lambda: admin.read(TARGETS) == BASELINE, 6)
         tick_until(s, lambda: False, 2)
         weights = admin.read(TARGETS)
@@ -159,8 +155,9 @@ def test_a_fleet_wide_slowdown_shifts_nothing(lab: Lab, tmp_path: Path) -> None:
             t.__exit__(None, None, None)
     assert saw_slow, [st.smoothed for st in s.states.values()]
     assert settled and weights == BASELINE, audit.entries()
-    shifts = [e for e in audit.entries() if e["action"] == "shift"]
-    assert len(shifts) <= 1, shifts
+    since_all_slow = audit.entries()[seen:]
+    assert not [e for e in since_all_slow if e["action"] == "shift"], since_all_slow
+    assert any(e["action"] == "shift-blocked" for e in since_all_slow), since_all_slow
 
 
 def test_the_controller_shifts_and_restores_the_baselines_when_stopped(
