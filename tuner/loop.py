@@ -135,12 +135,14 @@ class TuningLoop:
 
     # resume and rollback ------------------------------------------------------------------------
     def resume(self) -> list[Trial]:
-        """Roll every in-flight trial back to its recorded snapshot; returns them."""
+        """Roll every in-flight trial back to its recorded snapshot (returns them), and promote a
+        measured trial that the stopped run did not get to promote."""
         self.store.ensure_experiment(self.name, self.exp.source)
         done = []
         for t in self.store.in_flight(self.name):
             self.targets.restore(t.snapshot)
             done.append(self.recorder.interrupted(t))
+        self.promoter.recover()
         return done
 
     def rollback(self, to: str = "initial") -> dict[str, Any]:

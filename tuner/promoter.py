@@ -67,6 +67,26 @@ class Promoter:
         tell(again)
         return again, res
 
+    def recover(self) -> Trial | None:
+        """Promote what a stopped run measured but did not promote; returns it, if any.
+
+        With no incumbent, the first measured feasible trial is promoted at once; a run killed
+        between that trial's result and its promotion leaves a measured trial and no incumbent.
+        The best such trial is promoted on the next start, as the stopped run would have."""
+        if self.recorder.incumbent() is not None:
+            return None
+        measured = [
+            t
+            for t in self.recorder.store.trials(self.exp.name)
+            if t.kind == TrialKind.TRIAL and t.state == TrialState.DONE and t.objective is not None
+        ]
+        if not measured:
+            return None
+        sign = 1.0 if self.direction == "minimize" else -1.0
+        best = min(measured, key=lambda t: sign * (t.objective or 0.0))
+        self.recorder.promoted(best, "measured before the last run stopped; promoted on resume")
+        return best
+
     def consider(self, t: Trial, tell: Tell) -> list[MeasureResult | None]:
         """Promote ``t`` if it wins; returns the results of the re-measurements run."""
         if t.state != TrialState.DONE or t.objective is None:

@@ -232,7 +232,8 @@ def test_sigkill_mid_trial_loses_no_trial(lab: Lab, tmp_path: Path) -> None:
     state, name = tmp_path / "state", "lab-haproxy-weights"
     seed = int(os.environ.get("TUNELOOP_LAB_KILL_SEED", str(time.time_ns() % 10_000)))
     rng = random.Random(seed)
-    budget, kills = 4, 3
+    # Three kills interrupt three trials at most, so at least two of the five run to their end.
+    budget, kills = 5, 3
     for kill in range(kills):
         proc = subprocess.Popen(
             tune_argv(exp, state, budget), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -246,7 +247,9 @@ def test_sigkill_mid_trial_loses_no_trial(lab: Lab, tmp_path: Path) -> None:
         tune(exp, state, trials=min(finished, budget), ok=3)
         weights = tuple(admin.read(list(TARGETS)).values())
         assert weights in recorded(state, name), (seed, kill, weights)
-    tune(exp, state, trials=budget)
+    # Exit 3 (no feasible trial) is the loop's honest answer when the lab's own latency breached
+    # every finished trial (equal weights overload the L40S); the kill invariants hold either way.
+    output = tune(exp, state, trials=budget, ok=3)
     trials = store_trials(state, name)
     assert not [t for t in trials if t.state in IN_FLIGHT], seed
     assert [t.number for t in trials] == list(range(1, len(trials) + 1)), seed
@@ -254,17 +257,20 @@ def test_sigkill_mid_trial_loses_no_trial(lab: Lab, tmp_path: Path) -> None:
     for t in trials:
         if t.state == "rolled_back":
             assert "interrupted" in (t.reason or "") or "apply failed" in (t.reason or ""), seed
-    # The incumbent (a best that survived its re-measurement) is what the loop leaves applied.
     store = TrialStore(state / "trials.db")
     try:
         incumbent = store.incumbent(name)
     finally:
         store.close()
-    assert incumbent is not None, seed
+    applied = admin.read(list(TARGETS))
+    if incumbent is None:
+        assert "no valid feasible trial" in output, (seed, output)
+        assert not [t for t in trials if t.state == "done" and t.feasible], seed
+        assert tuple(applied.values()) in recorded(state, name), (seed, applied)
+        return
+    # The incumbent (a best that survived its re-measurement) is what the loop leaves applied.
     best = incumbent[0]
-    assert admin.read(list(TARGETS)) == {
-        f"llm/r{i}": best.params[f"weight_r{i}"] for i in range(3)
-    }, seed
+    assert applied == {f"llm/r{i}": best.params[f"weight_r{i}"] for i in range(3)}, seed
 
 
 def recorded(state: Path, name: str) -> set[tuple[int, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from tests.unit.tuner_doubles import EXPERIMENT, measured
+from tests.unit.tuner_doubles import EXPERIMENT, incumbent, measured
 from tests.unit.tuner_doubles import make_loop as make
 from tuner.audit import AuditLog
 
@@ -86,6 +86,27 @@ def test_resume_rolls_back_in_flight_trial(tmp_path):
     assert [d.id for d in done] == [t.id]
     assert store.get(t.id).state == "rolled_back" and "interrupted" in str(store.get(t.id).reason)
     assert applier.state == {"be/a": 50, "be/b": 50}
+
+
+def finished_unpromoted(store, params, objective):
+    """A trial measured feasible by a run that was killed before it promoted it."""
+    t = store.propose("weights", params, {})
+    for state in ("applying", "applied", "measuring"):
+        store.transition(t.id, state)
+    return store.transition(t.id, "done", objective=objective, valid=True, feasible=True)
+
+
+def test_resume_promotes_a_measured_trial_the_killed_run_did_not(tmp_path):
+    loop, _, _, store, _, _ = make(tmp_path)
+    store.ensure_experiment("weights", loop.exp.source)
+    finished_unpromoted(store, {"a": 60, "b": 40}, 0.9)
+    best = finished_unpromoted(store, {"a": 70, "b": 30}, 0.4)
+    assert store.incumbent("weights") is None
+    loop.resume()
+    assert incumbent(store) == (store.get(best.id), 0.4)
+    later = finished_unpromoted(store, {"a": 71, "b": 29}, 0.1)
+    loop.resume()  # with an incumbent, a challenger is judged by re-measurement, not here
+    assert incumbent(store)[0].id == best.id != later.id
 
 
 def test_advisory_mode_changes_nothing(tmp_path):
