@@ -23,10 +23,12 @@ measurement noise or on the mean of a second window (kind ``challenger``); an in
 re-measurement defers the promotion. At the end the strategy's robust pick (the GP's best
 posterior mean over measured feasible configurations) is preferred to the incumbent when it is a
 measured feasible trial, and the choice is applied and measured once more (kind ``final``) before
-it stays. The trial budget counts finished strategy trials, interrupted ones
-included, across resumes; the wall-time budget counts from the start of this run. Advisory mode
-(the default) changes nothing: it measures the configuration in place and prints the best known
-or the next configuration to try.
+it stays; a pick that fails that measurement gives way to the incumbent, measured once more too.
+A trial measured but not yet promoted when the tuner was killed is promoted on resume. The trial
+budget counts finished strategy trials, interrupted ones included, across resumes; the
+wall-time budget counts from the start of this run. Advisory mode (the default) changes nothing:
+it measures the configuration in place and prints the best known or the next configuration to
+try.
 """
 
 from __future__ import annotations
@@ -265,7 +267,17 @@ class TuningLoop:
         # A robust pick other than the incumbent is measured again even when it is in place (the
         # last trial, say): only then does it become the incumbent, which is what stays applied.
         if apply_mode and not signals_failed and (not in_place or best.id != inc[0].id):
-            value = self._apply_best(best, value)
+            try:
+                value = self._apply_best(best, value)
+            except ApplierError as exc:
+                if best.id == inc[0].id:
+                    raise
+                # The pick did not hold up when measured again; the incumbent, which survived
+                # its own re-measurements, is the next choice (and is measured again too).
+                log.warning("%s: %s; applying the incumbent, trial %d", self.name, exc,
+                            inc[0].number, extra={"experiment": self.name})  # fmt: skip
+                best, value = inc
+                value = self._apply_best(best, value)
             applied = True
         params = " ".join(f"{k}={fmt(v)}" for k, v in best.params.items())
         verb = "applied" if apply_mode and (applied or in_place) else "recommended"
@@ -280,7 +292,8 @@ class TuningLoop:
         """The configuration to leave applied: the strategy's robust pick (for the GP, the measured
         feasible configuration with the best posterior mean) when it is a measured, feasible
         trial other than the incumbent, else the incumbent. Either is measured again before it
-        stays (:meth:`_apply_best`), so one lucky window does not decide."""
+        stays (:meth:`_apply_best`), so one lucky window does not decide; a pick that fails its
+        final measurement gives way to the incumbent (:meth:`_finish`)."""
         strategy = self._running_strategy
         pick = strategy.recommend() if strategy is not None else None
         if pick is None or self.space.to_point(pick) == self.space.to_point(incumbent.params):

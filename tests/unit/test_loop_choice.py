@@ -31,7 +31,11 @@ class Scripted(Strategy):
         return dict(self.pick)
 
 
-def run(tmp_path: Path, pick: Params) -> tuple[TuningLoop, MemoryApplier, TrialStore]:
+def run(
+    tmp_path: Path, pick: Params, breach_final_at: Params | None = None
+) -> tuple[TuningLoop, MemoryApplier, TrialStore]:
+    """Three scripted trials, then the final choice; ``breach_final_at`` makes the final
+    measurement of that configuration breach the P99 SLO (its trial measured fine)."""
     text = EXPERIMENT.replace("budget: {trials: 8}", "budget: {trials: 3}")
     text = text.replace("max_relative_step: 1.0", "max_relative_step: null")
     exp = loads_experiment(text)
@@ -40,6 +44,14 @@ def run(tmp_path: Path, pick: Params) -> tuple[TuningLoop, MemoryApplier, TrialS
     clock = FakeClock()
     store = TrialStore(tmp_path / "trials.db", clock)
     strategy = Scripted([{"a": 60, "b": 40}, {"a": 70, "b": 30}, {"a": 65, "b": 35}], pick)
+    if breach_final_at is not None:
+        at = {f"be/{k}": v for k, v in breach_final_at.items()}
+
+        def p99(state: Mapping[str, object]) -> float:
+            in_flight = store.trials("weights")[-1]
+            return 9.0 if in_flight.kind == TrialKind.FINAL and dict(state) == at else 0.2
+
+        signals.overrides["p99_ttft_seconds"] = p99
     audit = AuditLog(tmp_path / "audit.jsonl", clock=clock)
     loop = TuningLoop(
         exp, {"lb": applier}, signals, store, clock=clock, audit=audit, strategy=strategy
@@ -72,3 +84,17 @@ def test_a_pick_already_in_place_is_measured_again_and_becomes_the_incumbent(
     assert len(final) == 1 and final[0].params == {"a": 65, "b": 35}
     incumbent = store.incumbent("weights")
     assert incumbent is not None and incumbent[0].params == {"a": 65, "b": 35}
+
+
+def test_a_pick_that_breaches_when_measured_again_gives_way_to_the_incumbent(
+    tmp_path: Path,
+) -> None:
+    _, applier, store = run(tmp_path, {"a": 60, "b": 40}, breach_final_at={"a": 60, "b": 40})
+    assert applier.state == {"be/a": 70, "be/b": 30}  # the incumbent, not the last trial
+    finals = [t for t in store.trials("weights") if t.kind == TrialKind.FINAL]
+    assert [(t.params, t.state) for t in finals] == [
+        ({"a": 60, "b": 40}, "infeasible"),
+        ({"a": 70, "b": 30}, "done"),
+    ]
+    incumbent = store.incumbent("weights")
+    assert incumbent is not None and incumbent[0].params == {"a": 70, "b": 30}
