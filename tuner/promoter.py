@@ -76,14 +76,13 @@ class Promoter:
         if self.recorder.incumbent() is not None:
             return None
         measured = [
-            t
+            (self.recorder.loss(t.objective), t)
             for t in self.recorder.store.trials(self.exp.name)
             if t.kind == TrialKind.TRIAL and t.state == TrialState.DONE and t.objective is not None
         ]
         if not measured:
             return None
-        sign = 1.0 if self.direction == "minimize" else -1.0
-        best = min(measured, key=lambda t: sign * (t.objective or 0.0))
+        _, best = min(measured, key=lambda pair: pair[0])
         self.recorder.promoted(best, "measured before the last run stopped; promoted on resume")
         return best
 
